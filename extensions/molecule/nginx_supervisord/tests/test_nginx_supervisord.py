@@ -1,0 +1,146 @@
+"""nginx in front of supervisord's pool of aiohttp processes on unix sockets."""
+
+import re
+import time
+
+import pytest
+from conftest import APP, curl, health_pids, upload_10mib, websocket_echo
+
+SOCKET_DIR = f"/run/{APP}"
+
+
+def supervised_pids(host):
+    """Map process name -> pid of the RUNNING processes of the program."""
+    out = host.run(f"supervisorctl status {APP}:").stdout
+    return {m[1]: int(m[2]) for m in re.finditer(rf"^{APP}:(\S+)\s+RUNNING\s+pid (\d+)", out, re.M)}
+
+
+@pytest.mark.parametrize("service", ["nginx", "supervisor"])
+def test_service_running_and_enabled(host, service):
+    unit = host.service(service)
+    assert unit.is_running
+    assert unit.is_enabled
+
+
+def test_nginx_configuration_is_valid(host):
+    assert host.run("nginx -t").rc == 0
+
+
+def test_distribution_default_site_is_gone(host):
+    assert not host.file("/etc/nginx/sites-enabled/default").exists
+
+
+def test_upstream_lists_every_socket_with_keepalive(host, pool_size):
+    site = host.file(f"/etc/nginx/conf.d/{APP}.conf").content_string
+    servers = re.findall(r"^\s*server unix:(\S+) fail_timeout=0;", site, re.M)
+    assert servers == [f"{SOCKET_DIR}/{APP}_{n}.sock" for n in range(1, pool_size + 1)]
+    assert re.search(r"^\s*keepalive \d+;", site, re.M)
+
+
+def test_pool_has_the_configured_size(host, pool_size):
+    assert sorted(supervised_pids(host)) == [f"{APP}_{n}" for n in range(1, pool_size + 1)]
+
+
+def test_socket_directory_lets_only_the_proxy_group_in(host):
+    directory = host.file(SOCKET_DIR)
+    assert directory.is_directory
+    assert directory.user == APP
+    assert directory.group == "www-data"
+    assert directory.mode == 0o2750
+
+
+def test_sockets_listen_and_belong_to_the_app_user(host, pool_size):
+    for n in range(1, pool_size + 1):
+        path = f"{SOCKET_DIR}/{APP}_{n}.sock"
+        sock = host.file(path)
+        assert sock.is_socket, path
+        assert sock.user == APP
+        assert sock.mode & 0o007 == 0, f"{path} is open to other users: {oct(sock.mode)}"
+        assert host.socket(f"unix://{path}").is_listening
+
+
+def test_proxy_user_can_connect_and_others_cannot(host, pool_size):
+    for n in range(1, pool_size + 1):
+        path = f"{SOCKET_DIR}/{APP}_{n}.sock"
+        assert curl(host, "http://app/health", "--unix-socket", path, user="www-data").rc == 0
+        assert curl(host, "http://app/health", "--unix-socket", path, user="nobody").rc != 0
+
+
+def test_processes_run_as_the_app_user_without_tcp_listeners(host):
+    pids = supervised_pids(host).values()
+    for pid in pids:
+        assert host.check_output(f"ps -o user= -p {pid}").strip() == APP
+    # Exactly one of --path/--port: run_app must not also listen on TCP.
+    assert "python" not in host.check_output("ss -ltnpH")
+
+
+def test_socket_directory_comes_back_at_boot(host):
+    conf = host.file(f"/etc/tmpfiles.d/{APP}.conf")
+    assert conf.contains(rf"^d {SOCKET_DIR} 2750 {APP} www-data")
+    assert host.run(f"systemd-tmpfiles --create /etc/tmpfiles.d/{APP}.conf").rc == 0
+
+
+def test_secrets_files_are_not_world_readable(host):
+    env = host.file(f"/etc/{APP}/environment")
+    assert (env.user, env.group, env.mode) == ("root", APP, 0o640)
+    program = host.file(f"/etc/supervisor/conf.d/{APP}.conf")
+    assert (program.user, program.mode) == ("root", 0o640)
+
+
+def test_root_answers_through_nginx(host):
+    out = curl(host, "http://127.0.0.1/", "-f")
+    assert out.rc == 0, out.stderr
+    assert out.stdout.startswith("Hello from aiohttp_example")
+
+
+def test_every_process_in_the_pool_answers(host, pool_size):
+    answered = health_pids(host, "http://127.0.0.1/health", 12 * pool_size)
+    assert answered == set(supervised_pids(host).values())
+
+
+def test_nginx_keeps_backend_connections_open(host):
+    host.run("for i in $(seq 30); do curl -s -o /dev/null http://127.0.0.1/health; done")
+    # With upstream keep-alive the connections stay established after the requests.
+    connected = host.check_output(f"ss -xH state connected src '{SOCKET_DIR}/*' | wc -l")
+    assert int(connected) >= 1
+
+
+def test_static_files_are_served_by_nginx_alone(host):
+    host.check_output(f"supervisorctl stop '{APP}:*'")
+    try:
+        static = curl(host, "http://127.0.0.1/static/hello.txt", "-f", "-i")
+        proxied = curl(host, "http://127.0.0.1/", "-o", "/dev/null", "-w", "%{http_code}")
+    finally:
+        host.check_output(f"supervisorctl start '{APP}:*'")
+    assert static.rc == 0, static.stderr
+    assert "hello from the static directory" in static.stdout
+    assert re.search(r"^Cache-Control: max-age=3600", static.stdout, re.M | re.I)
+    assert proxied.stdout == "502"
+
+
+def test_websocket_round_trip_through_nginx(host):
+    out = websocket_echo(host, "http://127.0.0.1/ws")
+    assert out.rc == 0, out.stderr
+    assert out.stdout.strip() == "ping through nginx"
+
+
+def test_10_mib_upload_through_nginx(host):
+    sent, answer = upload_10mib(host, "http://127.0.0.1/upload")
+    assert answer == {"bytes": 10485760, "sha256": sent}
+
+
+def test_killed_process_is_restarted(host):
+    before = supervised_pids(host)
+    name, pid = sorted(before.items())[0]
+    host.check_output(f"kill -9 {pid}")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        now = supervised_pids(host)
+        if now.get(name) not in (None, pid):
+            break
+        time.sleep(0.5)
+    assert now.get(name) not in (None, pid), f"{name} was not restarted: {now}"
+    num = name.rsplit("_", 1)[1]
+    out = curl(host, "http://app/health", "--retry", "10", "--retry-connrefused", "--retry-delay", "1",
+               "--unix-socket", f"{SOCKET_DIR}/{APP}_{num}.sock")
+    assert out.rc == 0, out.stderr
