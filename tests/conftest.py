@@ -19,6 +19,7 @@ def ansible_env():
     env["ANSIBLE_COLLECTIONS_PATH"] = str(Path(env["ANSIBLE_HOME"]) / "collections")
     env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
     env["ANSIBLE_NOCOLOR"] = "1"
+    env["ANSIBLE_FORCE_COLOR"] = "0"
     return env
 
 

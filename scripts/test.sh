@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, the collection's own tests, then every Molecule scenario
+# (full sequence: create, converge, idempotence, check mode, verify, destroy), one at a time.
+#   scripts/test.sh            everything
+#   scripts/test.sh lint       lint only
+#   AIODEPLOY_SCENARIOS="nginx_supervisord" scripts/test.sh   only these scenarios
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh || exit 1
+source scripts/env.sh
+
+step() { printf '\n==== %s\n' "$*"; }
+
+step "Lint"
+yamllint -s . && ansible-lint && antsibull-changelog lint || { echo "lint failed"; exit 1; }
+[[ "${1:-}" == lint ]] && exit 0
+
+step "Collection tests (pytest tests/)"
+pytest || { echo "collection tests failed"; exit 1; }
+
+scenarios=${AIODEPLOY_SCENARIOS:-$(cd extensions/molecule && ls -d */ | tr -d / | while read -r s; do
+    [[ -f "extensions/molecule/$s/molecule.yml" ]] && echo "$s"; done)}
+passed=0 failed=0 failures=()
+for scenario in $scenarios; do
+    step "Molecule scenario $scenario"
+    start=$SECONDS
+    if molecule test -s "$scenario"; then
+        passed=$((passed + 1))
+        echo "scenario $scenario passed in $((SECONDS - start)) s"
+    else
+        failed=$((failed + 1)) failures+=("$scenario")
+        echo "scenario $scenario FAILED after $((SECONDS - start)) s"
+        molecule destroy -s "$scenario" >/dev/null 2>&1
+    fi
+done
+
+step "Summary"
+((failed)) && echo "failed scenarios: ${failures[*]}"
+echo "scenarios: $passed passed, $failed failed"
+((failed == 0))
