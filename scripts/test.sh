@@ -18,8 +18,8 @@ yamllint -s . && ansible-lint && antsibull-changelog lint || { echo "lint failed
 step "Collection tests (pytest tests/)"
 pytest || { echo "collection tests failed"; exit 1; }
 
-scenarios=${AIODEPLOY_SCENARIOS:-$(cd extensions/molecule && ls -d */ | tr -d / | while read -r s; do
-    [[ -f "extensions/molecule/$s/molecule.yml" ]] && echo "$s"; done)}
+scenarios=${AIODEPLOY_SCENARIOS:-$(for f in extensions/molecule/*/molecule.yml; do basename "$(dirname "$f")"; done)}
+[[ -n "$scenarios" ]] || { echo "no Molecule scenario found"; exit 1; }
 passed=0 failed=0 failures=()
 for scenario in $scenarios; do
     step "Molecule scenario $scenario"
