@@ -28,7 +28,7 @@ if [[ "$(docker inspect -f '{{.State.Running}}' "$host" 2>/dev/null)" != true ]]
         "$image" /lib/systemd/systemd >/dev/null
 fi
 
-ansible-galaxy collection install --force --offline -p "$ANSIBLE_COLLECTIONS_PATH" . >/dev/null
+install_collection
 inventory=inventory/demo/hosts.yml
 ansible-playbook -i "$inventory" extensions/molecule/shared/prepare.yml >/dev/null
 echo "== ansible-playbook -i $inventory playbooks/nginx_supervisord.yml"

@@ -39,8 +39,9 @@ want=$(sha256sum requirements-dev.txt | cut -d' ' -f1)
 if [[ ! -x .venv/bin/ansible-playbook || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
     log "Creating the development virtualenv .venv"
     python3 -m venv .venv
-    .venv/bin/pip install -q --upgrade pip
-    .venv/bin/pip install -q -r requirements-dev.txt
+    # pip's configuration here may name local indexes that do not exist: keep those warnings out.
+    .venv/bin/pip install -q --upgrade pip 2> >(grep -v 'is ignored: it is neither' >&2)
+    .venv/bin/pip install -q -r requirements-dev.txt 2> >(grep -v 'is ignored: it is neither' >&2)
     echo "$want" >"$stamp"
 fi
 

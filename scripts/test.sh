@@ -12,6 +12,7 @@ source scripts/env.sh
 step() { printf '\n==== %s\n' "$*"; }
 
 step "Lint"
+install_collection || exit 1
 yamllint -s . && ansible-lint && antsibull-changelog lint || { echo "lint failed"; exit 1; }
 [[ "${1:-}" == lint ]] && exit 0
 

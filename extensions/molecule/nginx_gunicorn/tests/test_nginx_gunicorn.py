@@ -1,0 +1,141 @@
+"""nginx with TLS in front of gunicorn running aiohttp's worker under systemd."""
+
+import json
+
+import pytest
+from conftest import APP, curl, upload_10mib, websocket_echo
+
+SOCKET = f"/run/{APP}/gunicorn.sock"
+KEY = f"/etc/nginx/tls/{APP}.key"
+CERT = f"/etc/nginx/tls/{APP}.crt"
+
+
+@pytest.fixture(scope="module")
+def settings(host):
+    variables = host.ansible.get_variables()
+    return {
+        "app": variables.get("gunicorn_app", "aiohttp_example:app"),
+        "worker": variables.get("gunicorn_worker_class", "aiohttp.GunicornWebWorker"),
+    }
+
+
+def master_pid(host):
+    return int(host.check_output(f"systemctl show -p MainPID --value {APP}.service"))
+
+
+def worker_pids(host, master):
+    return {int(p) for p in host.check_output(f"ps -o pid= --ppid {master}").split()}
+
+
+def tls_handshake(host, version, port=443):
+    """openssl s_client with one protocol version; SECLEVEL=0 so the client itself allows old ones."""
+    return host.run(
+        f"echo | timeout 10 openssl s_client -connect 127.0.0.1:{port} -{version} -cipher 'DEFAULT:@SECLEVEL=0'"
+    )
+
+
+@pytest.mark.parametrize("unit", [f"{APP}.socket", f"{APP}.service", "nginx"])
+def test_units_active_and_enabled(host, unit):
+    service = host.service(unit)
+    assert service.is_running
+    assert service.is_enabled
+
+
+def test_master_runs_the_configured_app_and_worker_class(host, settings):
+    config = host.file(f"/etc/{APP}/gunicorn.conf.py")
+    assert config.contains(f'^wsgi_app = "{settings["app"]}"$')
+    assert config.contains(f'^worker_class = "{settings["worker"]}"$')
+    # What the running master logged when it booted its workers.
+    journal = host.check_output(f"journalctl -u {APP}.service --no-pager -o cat")
+    assert f"Using worker: {settings['worker']}" in journal
+    assert "[ERROR]" not in journal, journal
+
+
+def test_uvloop_installed_only_for_the_uvloop_worker(host, settings):
+    has_uvloop = host.run(f"/srv/{APP}/venv/bin/python -c 'import uvloop'").rc == 0
+    assert has_uvloop == (settings["worker"] == "aiohttp.GunicornUVLoopWebWorker")
+
+
+def test_systemd_owns_the_socket_and_lets_only_nginx_in(host):
+    sock = host.file(SOCKET)
+    assert sock.is_socket
+    assert (sock.user, sock.group, sock.mode) == (APP, "www-data", 0o660)
+    assert curl(host, "http://app/health", "--unix-socket", SOCKET, user="www-data").rc == 0
+    assert curl(host, "http://app/health", "--unix-socket", SOCKET, user="nobody").rc != 0
+
+
+def test_keepalive_stays_above_nginx(host):
+    config = host.file(f"/etc/{APP}/gunicorn.conf.py").content_string
+    keepalive = int(config.split("\nkeepalive = ", 1)[1].split()[0])
+    site = host.file(f"/etc/nginx/conf.d/{APP}.conf").content_string
+    nginx_timeout = int(site.split("keepalive_timeout ", 1)[1].split("s;")[0])
+    assert keepalive > nginx_timeout
+
+
+def test_https_answers_through_nginx_over_http2(host):
+    out = curl(host, "https://127.0.0.1/", "-k", "-f", "-w", "\n%{http_version}")
+    assert out.rc == 0, out.stderr
+    body, version = out.stdout.rsplit("\n", 1)
+    assert body.startswith("Hello from aiohttp_example")
+    assert version == "2"
+
+
+def test_http_redirects_to_https_keeping_path_and_query(host):
+    out = curl(host, "http://127.0.0.1/some/path?q=1", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}")
+    assert out.stdout == "301 https://127.0.0.1/some/path?q=1"
+
+
+def test_only_tls_12_and_13_are_accepted(host):
+    assert tls_handshake(host, "tls1_2").rc == 0
+    assert tls_handshake(host, "tls1_3").rc == 0
+    assert tls_handshake(host, "tls1_1").rc != 0
+
+
+def test_the_tls_11_client_works_against_a_server_that_allows_it(host):
+    """Control for the test above: the refusal comes from nginx, not from the client."""
+    host.run(f"timeout 8 openssl s_server -accept 127.0.0.1:4433 -cert {CERT} -key {KEY} "
+             "-tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' -naccept 1 -quiet >/dev/null 2>&1 & sleep 1")
+    assert tls_handshake(host, "tls1_1", port=4433).rc == 0
+
+
+def test_key_and_certificate_permissions(host):
+    key = host.file(KEY)
+    assert (key.user, key.group, key.mode) == ("root", "root", 0o600)
+    assert host.file(CERT).mode == 0o644
+    assert host.file("/etc/nginx/tls").mode == 0o750
+
+
+def test_websocket_round_trip_over_tls(host):
+    out = websocket_echo(host, "https://127.0.0.1/ws")
+    assert out.rc == 0, out.stderr
+    assert out.stdout.strip() == "ping through nginx"
+
+
+def test_10_mib_upload_over_tls(host):
+    sent, answer = upload_10mib(host, "https://127.0.0.1/upload", "-k")
+    assert answer == {"bytes": 10485760, "sha256": sent}
+
+
+def test_static_files_served_by_nginx(host):
+    out = curl(host, "https://127.0.0.1/static/hello.txt", "-k", "-f", "-i")
+    assert "hello from the static directory" in out.stdout
+    assert "max-age=3600" in out.stdout
+
+
+def test_unit_is_sandboxed(host):
+    report = host.check_output(f"systemd-analyze security --no-pager {APP}.service")
+    exposure = float(report.rsplit("Overall exposure level for", 1)[1].split(":")[1].split()[0])
+    assert exposure < 2.5, report
+
+
+def test_new_version_was_reloaded_not_restarted(host):
+    """side_effect.yml deployed version 2; it recorded the pids before."""
+    before = [int(p) for p in host.file("/root/gunicorn-before").content_string.split()]
+    master, workers = before[0], set(before[1:])
+    assert master_pid(host) == master, "the gunicorn master was restarted"
+    now = worker_pids(host, master)
+    assert now and not (now & workers), f"workers were not replaced: before {workers}, now {now}"
+    page = curl(host, "https://127.0.0.1/", "-k", "-f")
+    assert page.stdout.startswith("Hello from aiohttp_example v2")
+    health = json.loads(curl(host, "https://127.0.0.1/health", "-k", "-f").stdout)
+    assert health["release"] == "v2"
