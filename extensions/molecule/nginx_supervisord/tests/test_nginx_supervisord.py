@@ -93,6 +93,20 @@ def test_root_answers_through_nginx(host):
     assert out.stdout.startswith("Hello from aiohttp_example")
 
 
+def test_new_version_restarted_every_process_and_not_supervisord(host, pool_size):
+    """side_effect.yml deployed version 2 after recording the pids."""
+    before = host.file("/root/supervisord-before").content_string
+    old = {m[1]: int(m[2]) for m in re.finditer(r"^demo:(\S+)\s+RUNNING\s+pid (\d+)", before, re.M)}
+    now = supervised_pids(host)
+    assert sorted(old) == sorted(now)
+    assert all(now[name] != old[name] for name in now), f"not every process was restarted: {old} -> {now}"
+    pages = {curl(host, "http://127.0.0.1/", "-f").stdout.split(" (pid")[0] for _ in range(4 * pool_size)}
+    assert pages == {"Hello from aiohttp_example v2"}
+    # supervisord itself was not restarted.
+    supervisord_pid = int(re.search(r"^supervisord pid (\d+)", before, re.M)[1])
+    assert int(host.file("/run/supervisord.pid").content_string) == supervisord_pid
+
+
 def test_every_process_in_the_pool_answers(host, pool_size):
     answered = health_pids(host, "http://127.0.0.1/health", 12 * pool_size)
     assert answered == set(supervised_pids(host).values())

@@ -53,6 +53,16 @@ def test_answers_on_its_port(host, ports):
         assert out.stdout.startswith("Hello from aiohttp_example")
 
 
+def test_new_version_restarted_every_instance(host, ports):
+    """side_effect.yml deployed version 2 after recording the pids."""
+    before = dict(line.split() for line in host.file("/root/standalone-before").content_string.splitlines())
+    assert sorted(before) == sorted(f"{APP}@{p}.service" for p in ports)
+    for unit, pid in before.items():
+        assert main_pid(host, unit) != int(pid), f"{unit} was not restarted"
+    for port in ports:
+        assert curl(host, f"http://127.0.0.1:{port}/", "-f").stdout.startswith("Hello from aiohttp_example v2")
+
+
 def test_serves_static_files_itself(host, ports):
     out = curl(host, f"http://127.0.0.1:{ports[0]}/static/hello.txt", "-f")
     assert out.stdout == "hello from the static directory\n"
