@@ -7,10 +7,15 @@ import subprocess
 import pytest
 from conftest import ROOT
 
-PLAYBOOK = "playbooks/nginx_supervisord.yml"
+# Valid settings each playbook needs, under the one bad variable of a case.
+BASE = {
+    "nginx_supervisord": {},
+    "nginx_gunicorn": {"nginx_tls_certificate_source": "selfsigned"},
+    "standalone": {},
+}
 
 CASES = [
-    # (extra vars, text the error must contain)
+    # (extra vars, text the error must contain) for playbooks/nginx_supervisord.yml
     ({"aiohttp_app_processes": 0}, "aiohttp_app_processes must be 1 or more"),
     ({"aiohttp_app_processes": "many"}, "aiohttp_app_processes"),
     ({"aiohttp_app_socket_dir": "run/demo"}, "aiohttp_app_socket_dir must be an absolute path"),
@@ -24,20 +29,42 @@ CASES = [
     ({"supervisord_umask": "999"}, "supervisord_umask must be octal"),
     ({"python_venv_requirements_file": "requirements.txt"}, "python_venv_requirements_file"),
 ]
+GUNICORN_CASES = [
+    ({"gunicorn_worker_class": "aiohttp.GunicornTornadoWorker"}, "gunicorn_worker_class"),
+    ({"gunicorn_access_log_format": '%(h)s %(l)s "%(r)s"'}, "gunicorn_access_log_format uses gunicorn's %(name)s syntax"),
+    ({"gunicorn_access_log_format": "%a %Z"}, "gunicorn_access_log_format has a % that is not an aiohttp atom"),
+    ({"gunicorn_app": "aiohttp_example"}, "gunicorn_app must be module:app or module:factory"),
+    ({"gunicorn_bind": "tcp", "gunicorn_tcp_port": 70000}, "gunicorn_tcp_port must be within 1-65535"),
+    ({"nginx_tls_certificate_source": ""}, "nginx_tls is on but nginx_tls_certificate_source is ''"),
+    ({"nginx_tls_certificate_source": "files"}, "set nginx_tls_certificate_file and nginx_tls_key_file"),
+    ({"nginx_tls_certificate_source": "content", "nginx_tls_certificate": "x"}, "must hold PEM data"),
+    ({"nginx_tls_port": 0}, "nginx_tls_port must be within 1-65535"),
+]
+STANDALONE_CASES = [
+    ({"aiohttp_app_tcp_port": 0}, "aiohttp_app_tcp_port must leave room"),
+    ({"aiohttp_app_bind": "unix"}, "aiohttp_app_bind must be tcp in the standalone topology"),
+    ({"systemd_umask": "9"}, "systemd_umask must be octal"),
+]
+ALL_CASES = (
+    [("nginx_supervisord", *case) for case in CASES]
+    + [("nginx_gunicorn", *case) for case in GUNICORN_CASES]
+    + [("standalone", *case) for case in STANDALONE_CASES]
+)
 
 
-def run_playbook(env, host, extra_vars):
+def run_playbook(env, host, playbook, extra_vars):
     inventory = f"{host},"
     return subprocess.run(
         ["ansible-playbook", "-i", inventory, "-c", "community.docker.docker",
-         "-e", "aiodeploy_hosts=all", "-e", json.dumps(extra_vars), PLAYBOOK],
+         "-e", "aiodeploy_hosts=all", "-e", json.dumps({**BASE[playbook], **extra_vars}), f"playbooks/{playbook}.yml"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
 
 
-@pytest.mark.parametrize("extra_vars,message", CASES, ids=[next(iter(c[0])) for c in CASES])
-def test_bad_variable_fails_before_any_change(installed_collection, blank_host, extra_vars, message):
-    result = run_playbook(installed_collection, blank_host, extra_vars)
+@pytest.mark.parametrize("playbook,extra_vars,message", ALL_CASES,
+                         ids=[f"{c[0]}-{'-'.join(c[1])}" for c in ALL_CASES])
+def test_bad_variable_fails_before_any_change(installed_collection, blank_host, playbook, extra_vars, message):
+    result = run_playbook(installed_collection, blank_host, playbook, extra_vars)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert message in output, output
@@ -47,6 +74,7 @@ def test_bad_variable_fails_before_any_change(installed_collection, blank_host, 
 
 def test_host_was_left_untouched(installed_collection, blank_host):
     # Runs after the cases above (same module, file order).
-    checks = "! id demo && ! test -e /srv/demo && ! test -e /etc/nginx && ! test -e /etc/supervisor"
+    checks = ("! id demo && ! test -e /srv/demo && ! test -e /etc/nginx && ! test -e /etc/supervisor"
+              " && ! test -e /etc/systemd/system/demo.service && ! ls /etc/systemd/system/demo@* 2>/dev/null")
     result = subprocess.run(["docker", "exec", blank_host, "sh", "-c", checks], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
