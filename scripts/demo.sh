@@ -6,10 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 host=aiodeploy-demo
-image=${AIODEPLOY_IMAGE_1:-aiodeploy/debian:12}
 
 if [[ "${1:-}" == clean ]]; then
-    docker rm -f "$host" >/dev/null 2>&1 || true
+    scripts/systemd-host.sh rm "$host"
     exit 0
 fi
 
@@ -17,15 +16,8 @@ scripts/setup.sh
 source scripts/env.sh
 
 if [[ "$(docker inspect -f '{{.State.Running}}' "$host" 2>/dev/null)" != true ]]; then
-    docker rm -f "$host" >/dev/null 2>&1 || true
-    echo "== Starting the demo host $host ($image)"
-    # The systemd container options that work on these machines (see the Molecule scenarios).
-    docker run -d --name "$host" --hostname "$host" \
-        --cap-add SYS_ADMIN --cap-add NET_ADMIN \
-        --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
-        --tmpfs /run --tmpfs /run/lock --cgroupns host \
-        -v /sys/fs/cgroup:/sys/fs/cgroup:rw --stop-signal SIGRTMIN+3 \
-        "$image" /lib/systemd/systemd >/dev/null
+    echo "== Starting the demo host $host"
+    scripts/systemd-host.sh start "$host"
 fi
 
 install_collection

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the scripts: the development virtualenv and a collection home inside the checkout.
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export ANSIBLE_HOME="$root/.ansible"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare this machine for the demo and the test suite. Idempotent: every step
 # is skipped when its result is already there.
-#   1. host packages: Docker engine (distro docker.io), debootstrap, wrk
+#   1. host packages: Docker engine (distro docker.io), debootstrap, wrk, shellcheck
 #   2. a running Docker daemon
 #   3. the development virtualenv (.venv) from requirements-dev.txt
 #   4. the local systemd test images (scripts/build-images.sh)
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\n== %s\n' "$*"; }
 
-host_packages=(docker.io debootstrap wrk)
+host_packages=(docker.io debootstrap wrk shellcheck)
 
 missing=()
 for pkg in "${host_packages[@]}"; do

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, the collection's own tests, then every Molecule scenario
-# (full sequence: create, converge, idempotence, check mode, verify, destroy), one at a time.
+# The whole test suite: lint, ansible-test sanity, the collection's own tests (argument specs,
+# bad input, the built artifact), then every Molecule scenario (full sequence: create, converge,
+# idempotence, check mode, a new version, verify, destroy), one at a time.
 #   scripts/test.sh            everything
 #   scripts/test.sh lint       lint only
 #   AIODEPLOY_SCENARIOS="nginx_supervisord" scripts/test.sh   only these scenarios
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 scripts/setup.sh || exit 1
 source scripts/env.sh
 
@@ -13,8 +14,14 @@ step() { printf '\n==== %s\n' "$*"; }
 
 step "Lint"
 install_collection || exit 1
-yamllint -s . && ansible-lint && antsibull-changelog lint || { echo "lint failed"; exit 1; }
+if ! { yamllint -s . && ansible-lint && antsibull-changelog lint; }; then
+    echo "lint failed"
+    exit 1
+fi
 [[ "${1:-}" == lint ]] && exit 0
+
+step "ansible-test sanity"
+scripts/sanity.sh || { echo "ansible-test sanity failed"; exit 1; }
 
 step "Collection tests (pytest tests/)"
 pytest || { echo "collection tests failed"; exit 1; }

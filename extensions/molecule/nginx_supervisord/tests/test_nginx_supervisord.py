@@ -100,7 +100,7 @@ def test_new_version_restarted_every_process_and_not_supervisord(host, pool_size
     now = supervised_pids(host)
     assert sorted(old) == sorted(now)
     assert all(now[name] != old[name] for name in now), f"not every process was restarted: {old} -> {now}"
-    pages = {curl(host, "http://127.0.0.1/", "-f").stdout.split(" (pid")[0] for _ in range(4 * pool_size)}
+    pages = {curl(host, "http://127.0.0.1/", "-f").stdout.split(" (pid")[0] for attempt in range(4 * pool_size)}
     assert pages == {"Hello from aiohttp_example v2"}
     # supervisord itself was not restarted.
     supervisord_pid = int(re.search(r"^supervisord pid (\d+)", before, re.M)[1])
