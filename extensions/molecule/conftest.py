@@ -58,3 +58,8 @@ def pool_size(host):
     if "aiohttp_app_processes" in variables:
         return int(variables["aiohttp_app_processes"])
     return int(host.check_output("nproc"))
+
+
+def load_summary(host, path):
+    """The summary bench/loadgen.py wrote inside the host."""
+    return json.loads(host.file(path).content_string)

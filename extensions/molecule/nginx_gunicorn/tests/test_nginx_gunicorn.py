@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import APP, curl, upload_10mib, websocket_echo
+from conftest import APP, curl, load_summary, upload_10mib, websocket_echo
 
 SOCKET = f"/run/{APP}/gunicorn.sock"
 KEY = f"/etc/nginx/tls/{APP}.key"
@@ -139,3 +139,10 @@ def test_new_version_was_reloaded_not_restarted(host):
     assert page.stdout.startswith("Hello from aiohttp_example v2")
     health = json.loads(curl(host, "https://127.0.0.1/health", "-k", "-f").stdout)
     assert health["release"] == "v2"
+
+
+def test_no_request_failed_during_the_new_version_deploy(host):
+    """side_effect.yml sent GETs through nginx, 4 at a time, while it deployed version 2."""
+    load = load_summary(host, "/root/deploy-load.json")
+    assert load["requests"] >= 200, load
+    assert load["failed"] == 0, load

@@ -4,7 +4,7 @@ import re
 import time
 
 import pytest
-from conftest import APP, curl, health_pids, upload_10mib, websocket_echo
+from conftest import APP, curl, load_summary, health_pids, upload_10mib, websocket_echo
 
 SOCKET_DIR = f"/run/{APP}"
 
@@ -158,3 +158,10 @@ def test_killed_process_is_restarted(host):
     out = curl(host, "http://app/health", "--retry", "10", "--retry-connrefused", "--retry-delay", "1",
                "--unix-socket", f"{SOCKET_DIR}/{APP}_{num}.sock")
     assert out.rc == 0, out.stderr
+
+
+def test_no_request_failed_during_the_new_version_deploy(host):
+    """side_effect.yml sent GETs through nginx, 4 at a time, while it deployed version 2."""
+    load = load_summary(host, "/root/deploy-load.json")
+    assert load["requests"] >= 200, load
+    assert load["failed"] == 0, load
