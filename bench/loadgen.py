@@ -89,12 +89,19 @@ def main():
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - started
+    if os.path.exists(args.stop_file):
+        stopped_by = "stop-file"
+    elif budget[0] <= 0:
+        stopped_by = "requests"
+    else:
+        stopped_by = "duration"
 
     latencies = sorted(results["latencies"])
     total = len(latencies)
     summary = {
         "url": args.url,
         "seconds": round(elapsed, 3),
+        "stopped_by": stopped_by,
         "requests": total,
         "failed": sum(results["errors"].values()),
         "errors": dict(results["errors"]),

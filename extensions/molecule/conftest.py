@@ -5,10 +5,12 @@ Every request goes from inside the test host to its own loopback address or unix
 
 import json
 import shlex
+from pathlib import Path
 
 import pytest
 
 APP = "demo"
+LOADGEN = Path(__file__).resolve().parents[2] / "bench" / "loadgen.py"
 WS_ROUND_TRIP = """
 import asyncio, sys, aiohttp
 async def main(url):
@@ -63,3 +65,10 @@ def pool_size(host):
 def load_summary(host, path):
     """The summary bench/loadgen.py wrote inside the host."""
     return json.loads(host.file(path).content_string)
+
+
+@pytest.fixture(scope="module")
+def loadgen(host):
+    """bench/loadgen.py copied into the host; returns its path there."""
+    host.ansible("copy", f"src={LOADGEN} dest=/root/loadgen.py mode=0755", check=False)
+    return "/root/loadgen.py"

@@ -72,6 +72,16 @@ def test_keepalive_stays_above_nginx(host):
     assert keepalive > nginx_timeout
 
 
+def test_stop_timeouts_agree(host):
+    """systemd waits longer than gunicorn's graceful timeout, whose 95 % covers aiohttp's shutdown timeout."""
+    config = host.file(f"/etc/{APP}/gunicorn.conf.py").content_string
+    graceful = int(config.split("\ngraceful_timeout = ", 1)[1].split()[0])
+    stop = host.check_output(f"systemctl show -p TimeoutStopUSec --value {APP}.service")
+    assert int(stop.rstrip("s")) > graceful
+    shutdown = int(host.file(f"/etc/{APP}/environment").content_string.split('AIOHTTP_SHUTDOWN_TIMEOUT="')[1].split('"')[0])
+    assert graceful * 0.95 >= shutdown
+
+
 def test_https_answers_through_nginx_over_http2(host):
     out = curl(host, "https://127.0.0.1/", "-k", "-f", "-w", "\n%{http_version}")
     assert out.rc == 0, out.stderr
@@ -144,5 +154,7 @@ def test_new_version_was_reloaded_not_restarted(host):
 def test_no_request_failed_during_the_new_version_deploy(host):
     """side_effect.yml sent GETs through nginx, 4 at a time, while it deployed version 2."""
     load = load_summary(host, "/root/deploy-load.json")
+    # It ran until the deploy had finished, not out of time or requests.
+    assert load["stopped_by"] == "stop-file", load
     assert load["requests"] >= 200, load
     assert load["failed"] == 0, load

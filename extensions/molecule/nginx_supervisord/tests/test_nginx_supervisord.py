@@ -143,6 +143,27 @@ def test_10_mib_upload_through_nginx(host):
     assert answer == {"bytes": 10485760, "sha256": sent}
 
 
+def test_stop_timeouts_agree(host):
+    """supervisord waits longer than aiohttp's shutdown timeout before it kills."""
+    program = host.file(f"/etc/supervisor/conf.d/{APP}.conf").content_string
+    stopwaitsecs = int(re.search(r"^stopwaitsecs=(\d+)$", program, re.M)[1])
+    shutdown = int(re.search(r'AIOHTTP_SHUTDOWN_TIMEOUT="(\d+)"', program)[1])
+    assert stopwaitsecs > shutdown
+
+
+def test_no_request_fails_when_a_backend_is_killed_under_load(host, loadgen):
+    """kill -9 of one backend in the middle of a bounded load: nginx retries the GETs elsewhere."""
+    host.run("rm -f /tmp/loadgen.stop /root/kill-load.json")
+    host.run(f"python3 {loadgen} --url http://127.0.0.1/health --duration 6 --concurrency 4 "
+             "--out /root/kill-load.json >/dev/null 2>&1 & sleep 2")
+    victim = sorted(supervised_pids(host).items())[-1][1]
+    host.check_output(f"kill -9 {victim}")
+    host.run("for i in $(seq 30); do test -s /root/kill-load.json && break; sleep 0.5; done")
+    load = load_summary(host, "/root/kill-load.json")
+    assert load["requests"] >= 100, load
+    assert load["failed"] == 0, load
+
+
 def test_killed_process_is_restarted(host):
     before = supervised_pids(host)
     name, pid = sorted(before.items())[0]
@@ -163,5 +184,7 @@ def test_killed_process_is_restarted(host):
 def test_no_request_failed_during_the_new_version_deploy(host):
     """side_effect.yml sent GETs through nginx, 4 at a time, while it deployed version 2."""
     load = load_summary(host, "/root/deploy-load.json")
+    # It ran until the deploy had finished, not out of time or requests.
+    assert load["stopped_by"] == "stop-file", load
     assert load["requests"] >= 200, load
     assert load["failed"] == 0, load
