@@ -18,11 +18,11 @@ import time
 import urllib.parse
 from collections import Counter
 
-MAX_DURATION = 300
+MAX_DURATION = 600
 MAX_REQUESTS = 500_000
 
 
-def worker(url, deadline, budget, stop_file, results, lock):
+def worker(url, deadline, budget, stop_file, results, lock, interval):
     parts = urllib.parse.urlsplit(url)
     path = parts.path or "/"
     if parts.query:
@@ -56,6 +56,8 @@ def worker(url, deadline, budget, stop_file, results, lock):
             conn.close()
             conn = None
         latencies.append(time.perf_counter() - start)
+        if interval:
+            time.sleep(interval)
     with lock:
         results["status"].update(counts)
         results["errors"].update(errors)
@@ -68,6 +70,7 @@ def main():
     parser.add_argument("--duration", type=float, default=30)
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--interval", type=float, default=0, help="seconds each client waits between requests")
     parser.add_argument("--stop-file", default="/tmp/loadgen.stop")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -82,7 +85,7 @@ def main():
     lock = threading.Lock()
     started = time.monotonic()
     deadline = started + duration
-    threads = [threading.Thread(target=worker, args=(args.url, deadline, budget, args.stop_file, results, lock))
+    threads = [threading.Thread(target=worker, args=(args.url, deadline, budget, args.stop_file, results, lock, args.interval))
                for _ in range(max(1, min(args.concurrency, 64)))]
     for thread in threads:
         thread.start()

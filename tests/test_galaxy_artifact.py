@@ -9,7 +9,7 @@ import pytest
 import yaml
 from conftest import ROLES, ROOT, ansible_env
 
-PLAYBOOKS = ["nginx_supervisord", "nginx_gunicorn", "standalone"]
+PLAYBOOKS = ["nginx_supervisord", "nginx_gunicorn", "standalone", "rollback"]
 
 
 def run(cmd, env, cwd, timeout=600):

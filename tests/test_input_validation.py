@@ -28,6 +28,7 @@ CASES = [
     ({"nginx_upstream_servers": ["localhost"]}, "nginx_upstream_servers must be"),
     ({"supervisord_umask": "999"}, "supervisord_umask must be octal"),
     ({"python_venv_requirements_file": "requirements.txt"}, "python_venv_requirements_file"),
+    ({"aiohttp_app_keep_releases": 1}, "aiohttp_app_keep_releases must be 2 or more"),
 ]
 GUNICORN_CASES = [
     ({"gunicorn_worker_class": "aiohttp.GunicornTornadoWorker"}, "gunicorn_worker_class"),

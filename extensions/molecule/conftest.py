@@ -39,7 +39,7 @@ def health_pids(host, url, count, *args):
     return {json.loads(line)["pid"] for line in out.splitlines() if line.strip()}
 
 
-def websocket_echo(host, url, venv=f"/srv/{APP}/venv"):
+def websocket_echo(host, url, venv=f"/srv/{APP}/current/venv"):
     """A websocket round trip with the application's own aiohttp client."""
     return host.run(f"{venv}/bin/python -c {shlex.quote(WS_ROUND_TRIP)} {url}")
 

@@ -52,7 +52,7 @@ def test_master_runs_the_configured_app_and_worker_class(host, settings):
 
 
 def test_uvloop_installed_only_for_the_uvloop_worker(host, settings):
-    has_uvloop = host.run(f"/srv/{APP}/venv/bin/python -c 'import uvloop'").rc == 0
+    has_uvloop = host.run(f"/srv/{APP}/current/venv/bin/python -c 'import uvloop'").rc == 0
     assert has_uvloop == (settings["worker"] == "aiohttp.GunicornUVLoopWebWorker")
 
 

@@ -1,5 +1,6 @@
 """nginx in front of supervisord's pool of aiohttp processes on unix sockets."""
 
+import json
 import re
 import time
 
@@ -93,18 +94,34 @@ def test_root_answers_through_nginx(host):
     assert out.stdout.startswith("Hello from aiohttp_example")
 
 
-def test_new_version_restarted_every_process_and_not_supervisord(host, pool_size):
-    """side_effect.yml deployed version 2 after recording the pids."""
+def test_new_version_restarted_every_process_and_not_supervisord(host):
+    """side_effect.yml recorded the pids before version 2; the rollback restarted them once more."""
     before = host.file("/root/supervisord-before").content_string
     old = {m[1]: int(m[2]) for m in re.finditer(r"^demo:(\S+)\s+RUNNING\s+pid (\d+)", before, re.M)}
     now = supervised_pids(host)
     assert sorted(old) == sorted(now)
     assert all(now[name] != old[name] for name in now), f"not every process was restarted: {old} -> {now}"
-    pages = {curl(host, "http://127.0.0.1/", "-f").stdout.split(" (pid")[0] for attempt in range(4 * pool_size)}
-    assert pages == {"Hello from aiohttp_example v2"}
     # supervisord itself was not restarted.
     supervisord_pid = int(re.search(r"^supervisord pid (\d+)", before, re.M)[1])
     assert int(host.file("/run/supervisord.pid").content_string) == supervisord_pid
+
+
+def test_broken_release_failed_the_play_and_never_served(host):
+    broken = json.loads(host.file("/root/broken-deploy.json").content_string)
+    assert broken["rc"] != 0
+    assert "did not answer /health" in broken["output"] and "still serves the" in broken["output"], broken["output"]
+    v2 = host.file("/root/release-v2").content_string.strip()
+    assert host.file("/root/release-after-broken").content_string.strip() == v2
+    releases = host.check_output(f"ls /srv/{APP}/releases").split()
+    assert sorted(releases) == sorted({v2.split("/")[-1], host.check_output(f"readlink /srv/{APP}/current").split("/")[-1]})
+
+
+def test_rollback_serves_the_first_version_again(host, pool_size):
+    v2 = host.file("/root/release-v2").content_string.strip()
+    current = host.check_output(f"readlink /srv/{APP}/current")
+    assert current != v2 and current.startswith("releases/")
+    pages = {curl(host, "http://127.0.0.1/", "-f").stdout.split(" (pid")[0] for attempt in range(4 * pool_size)}
+    assert pages == {"Hello from aiohttp_example"}
 
 
 def test_every_process_in_the_pool_answers(host, pool_size):
@@ -182,7 +199,7 @@ def test_killed_process_is_restarted(host):
 
 
 def test_no_request_failed_during_the_new_version_deploy(host):
-    """side_effect.yml sent GETs through nginx, 4 at a time, while it deployed version 2."""
+    """side_effect.yml sent GETs through nginx, 4 at a time, through version 2, the broken one and the rollback."""
     load = load_summary(host, "/root/deploy-load.json")
     # It ran until the deploy had finished, not out of time or requests.
     assert load["stopped_by"] == "stop-file", load

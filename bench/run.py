@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""Measure the deployed topologies and print a table (and write JSON and a PNG plot).
+
+Each topology is deployed with its playbook into a fresh local systemd host (scripts/systemd-host.sh).
+All load runs inside that host against its own loopback address, bounded in time: wrk (Debian's) for
+throughput, bench/loadgen.py for failed requests. Per topology it reports:
+
+  * requests/s and p99 of GET / through the stack, and the ratio to nginx's own `return 200` on the
+    same host in the same run (the proxy's ceiling; the standalone host is compared with the ceiling
+    measured on the other hosts of the run);
+  * requests/s of a static file (nginx for the proxied topologies, aiohttp's static handler standalone);
+  * failed requests among a paced load while a new release is deployed, and while one backend is
+    killed with kill -9;
+  * wall time of a fresh converge and of a no-op re-run (Ansible pipelining on).
+
+    source scripts/env.sh
+    python bench/run.py                       # all topologies, 5 s per wrk run
+    python bench/run.py --only standalone --duration 10
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "aiodeploy-bench"
+
+TOPOLOGIES = {
+    "standalone": {
+        "playbook": "standalone", "group": "aiohttp_standalone", "url": "http://127.0.0.1:8080",
+        "vars": {},
+    },
+    "nginx_supervisord (unix)": {
+        "playbook": "nginx_supervisord", "group": "aiohttp_supervisord", "url": "http://127.0.0.1",
+        "vars": {"aiohttp_app_processes": 2},
+    },
+    "nginx_supervisord (tcp)": {
+        "playbook": "nginx_supervisord", "group": "aiohttp_supervisord", "url": "http://127.0.0.1",
+        "vars": {"aiohttp_app_processes": 2, "aiohttp_app_bind": "tcp"},
+    },
+    "nginx_gunicorn": {
+        "playbook": "nginx_gunicorn", "group": "aiohttp_gunicorn", "url": "http://127.0.0.1",
+        "vars": {"gunicorn_workers": 2, "nginx_tls": False},
+    },
+    "nginx_gunicorn (uvloop)": {
+        "playbook": "nginx_gunicorn", "group": "aiohttp_gunicorn", "url": "http://127.0.0.1",
+        "vars": {"gunicorn_workers": 2, "nginx_tls": False, "gunicorn_worker_class": "aiohttp.GunicornUVLoopWebWorker"},
+    },
+}
+
+CEILING_SITE = "server { listen 127.0.0.1:8099; access_log off; location / { return 200 'ok'; } }\n"
+KILL_TARGET = {
+    # A shell snippet inside the host that prints the pid of one backend to kill.
+    "standalone": "systemctl show -p MainPID --value demo@8080",
+    "nginx_supervisord": "supervisorctl pid demo:demo_1",
+    "nginx_gunicorn": "ps -o pid= --ppid $(systemctl show -p MainPID --value demo.service) | head -n1",
+}
+
+
+def sh(cmd, check=True, **kwargs):
+    return subprocess.run(cmd, check=check, capture_output=True, text=True, **kwargs)
+
+
+def in_host(script, check=True):
+    return sh(["docker", "exec", HOST, "sh", "-c", script], check=check).stdout.strip()
+
+
+def playbook(inventory, name, extra_vars):
+    """Run a playbook of the checkout against the bench host; return (seconds, recap line)."""
+    start = time.monotonic()
+    result = sh(["ansible-playbook", "-i", str(inventory), "-e", json.dumps(extra_vars), str(ROOT / "playbooks" / f"{name}.yml")],
+                check=False, cwd=ROOT)
+    elapsed = time.monotonic() - start
+    if result.returncode != 0:
+        sys.exit(f"{name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")
+    recap = re.search(rf"^{HOST}\s*:.*$", result.stdout, re.M)
+    return elapsed, recap.group(0) if recap else ""
+
+
+def wrk(url, duration):
+    """requests/s and p99 (ms) of wrk -t1 -c32 inside the host."""
+    out = in_host(f"wrk -t1 -c32 -d{duration}s --latency {url}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
+    value, unit = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+    p99 = float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+    return rps, p99
+
+
+def loadgen(url, seconds, out):
+    """Start bench/loadgen.py in the host (paced, loopback); return a function that stops it and reads the summary."""
+    in_host(f"rm -f /tmp/loadgen.stop {out}")
+    subprocess.Popen(["docker", "exec", HOST, "python3", "/root/loadgen.py", "--url", url, "--duration", str(seconds),
+                      "--concurrency", "4", "--interval", "0.01", "--out", out],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)
+
+    def stop():
+        in_host("touch /tmp/loadgen.stop")
+        for _attempt in range(60):
+            if in_host(f"test -s {out} && echo yes", check=False) == "yes":
+                break
+            time.sleep(0.5)
+        return json.loads(in_host(f"cat {out}"))
+
+    return stop
+
+
+def measure(name, spec, duration, workdir):
+    inventory = workdir / "hosts.yml"
+    inventory.write_text(json.dumps({spec["group"]: {"hosts": {HOST: {"ansible_connection": "community.docker.docker"}}}}))
+    subprocess.run([str(ROOT / "scripts/systemd-host.sh"), "start", HOST], check=True)
+    try:
+        sh(["ansible-playbook", "-i", str(inventory), str(ROOT / "extensions/molecule/shared/prepare.yml")], cwd=ROOT)
+        row = {"topology": name}
+        row["converge_s"], recap = playbook(inventory, spec["playbook"], spec["vars"])
+        row["noop_s"], recap = playbook(inventory, spec["playbook"], spec["vars"])
+        row["noop_changed"] = int(re.search(r"changed=(\d+)", recap)[1])
+
+        in_host("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null")
+        sh(["docker", "cp", str(ROOT / "bench/loadgen.py"), f"{HOST}:/root/loadgen.py"])
+        if spec["playbook"] != "standalone":
+            site = workdir / "ceiling.conf"
+            site.write_text(CEILING_SITE)
+            sh(["docker", "cp", str(site), f"{HOST}:/etc/nginx/conf.d/zz-bench-ceiling.conf"])
+            in_host("nginx -t -q && systemctl reload nginx")
+            time.sleep(1)
+            row["ceiling_rps"], _p99 = wrk("http://127.0.0.1:8099/", duration)
+        row["rps"], row["p99_ms"] = wrk(spec["url"] + "/", duration)
+        row["static_rps"], _p99 = wrk(spec["url"] + "/static/hello.txt", duration)
+
+        # A new release under a paced load.
+        v2 = workdir / "app-v2"
+        shutil.rmtree(v2, ignore_errors=True)
+        shutil.copytree(ROOT / "roles/aiohttp_app/files/example", v2)
+        code = v2 / "aiohttp_example.py"
+        code.write_text(code.read_text().replace("Hello from aiohttp_example", "Hello from aiohttp_example v2"))
+        stop = loadgen(spec["url"] + "/health", 300, "/root/deploy.json")
+        row["deploy_s"], _recap = playbook(inventory, spec["playbook"],
+                                           {**spec["vars"], "aiohttp_app_source": "local", "aiohttp_app_source_path": str(v2)})
+        deploy = stop()
+        row["deploy_failed"], row["deploy_requests"] = deploy["failed"], deploy["requests"]
+
+        # kill -9 of one backend under the same load.
+        stop = loadgen(spec["url"] + "/health", 60, "/root/kill.json")
+        time.sleep(2)
+        in_host(f"kill -9 $({KILL_TARGET[spec['playbook']]})")
+        time.sleep(5)
+        killed = stop()
+        row["kill_failed"], row["kill_requests"] = killed["failed"], killed["requests"]
+        return row
+    finally:
+        subprocess.run([str(ROOT / "scripts/systemd-host.sh"), "rm", HOST], check=False)
+
+
+def table(rows):
+    ceilings = [r["ceiling_rps"] for r in rows if "ceiling_rps" in r]
+    reference = sum(ceilings) / len(ceilings) if ceilings else None
+    header = ("| topology | req/s | p99 ms | x nginx ceiling | static req/s | failed in deploy | failed in kill -9 "
+              "| fresh converge s | no-op s (changed) |")
+    lines = [header, "|" + "---|" * 9]
+    for r in rows:
+        ceiling = r.get("ceiling_rps", reference)
+        r["ratio"] = round(r["rps"] / ceiling, 3) if ceiling else None
+        lines.append(
+            f"| {r['topology']} | {r['rps']:.0f} | {r['p99_ms']:.1f} | {r['ratio'] if r['ratio'] is not None else '-'} "
+            f"| {r['static_rps']:.0f} | {r['deploy_failed']} of {r['deploy_requests']} | {r['kill_failed']} of {r['kill_requests']} "
+            f"| {r['converge_s']:.1f} | {r['noop_s']:.1f} ({r['noop_changed']}) |")
+    if reference:
+        lines.append(f"\nnginx `return 200` ceiling: {reference:.0f} req/s (mean of the hosts that have nginx)")
+    return "\n".join(lines)
+
+
+def plot(rows, path):
+    try:
+        import matplotlib  # pylint: disable=import-outside-toplevel
+        matplotlib.use("Agg")
+        from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        print("matplotlib is not installed: no plot")
+        return
+    names = [r["topology"] for r in rows]
+    figure, (left, right) = pyplot.subplots(1, 2, figsize=(12, 4.5))
+    left.barh(names, [r["ratio"] or 0 for r in rows], color="#3b7dd8")
+    left.set_xlabel("requests/s as a share of nginx's return 200")
+    left.invert_yaxis()
+    right.barh(names, [r["static_rps"] for r in rows], color="#46a35e")
+    right.set_xlabel("static file requests/s")
+    right.invert_yaxis()
+    right.set_yticklabels([])
+    figure.suptitle("aiodeploy.aiohttp on one 2-core host, load generator on the same host")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    print(f"plot: {path}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run (at most 30)")
+    parser.add_argument("--only", nargs="*", choices=list(TOPOLOGIES), help="topologies to measure")
+    parser.add_argument("--out", default=str(ROOT / "bench/results"))
+    args = parser.parse_args()
+    os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
+    duration = max(1, min(args.duration, 30))
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.only or TOPOLOGIES:
+            print(f"== {name}", flush=True)
+            rows.append(measure(name, TOPOLOGIES[name], duration, Path(tmp)))
+            print(json.dumps(rows[-1]), flush=True)
+    print()
+    print(table(rows))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (out / f"{stamp}.json").write_text(json.dumps(rows, indent=1))
+    plot(rows, out / f"{stamp}.png")
+
+
+if __name__ == "__main__":
+    main()
