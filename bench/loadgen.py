@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Bounded HTTP load from inside a test host, counting every failed request.
 
 Standard library only, so the host's own python3 runs it. Each worker keeps one keep-alive
@@ -86,7 +85,7 @@ def main():
     started = time.monotonic()
     deadline = started + duration
     threads = [threading.Thread(target=worker, args=(args.url, deadline, budget, args.stop_file, results, lock, args.interval))
-               for _ in range(max(1, min(args.concurrency, 64)))]
+               for _client in range(max(1, min(args.concurrency, 64)))]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Measure the deployed topologies and print a table (and write JSON and a PNG plot).
 
 Each topology is deployed with its playbook into a fresh local systemd host (scripts/systemd-host.sh).
@@ -38,19 +37,19 @@ TOPOLOGIES = {
         "vars": {},
     },
     "nginx_supervisord (unix)": {
-        "playbook": "nginx_supervisord", "group": "aiohttp_supervisord", "url": "http://127.0.0.1",
+        "playbook": "nginx_supervisord", "group": "aiohttp_supervisord", "url": "http://127.0.0.1:80",
         "vars": {"aiohttp_app_processes": 2},
     },
     "nginx_supervisord (tcp)": {
-        "playbook": "nginx_supervisord", "group": "aiohttp_supervisord", "url": "http://127.0.0.1",
+        "playbook": "nginx_supervisord", "group": "aiohttp_supervisord", "url": "http://127.0.0.1:80",
         "vars": {"aiohttp_app_processes": 2, "aiohttp_app_bind": "tcp"},
     },
     "nginx_gunicorn": {
-        "playbook": "nginx_gunicorn", "group": "aiohttp_gunicorn", "url": "http://127.0.0.1",
+        "playbook": "nginx_gunicorn", "group": "aiohttp_gunicorn", "url": "http://127.0.0.1:80",
         "vars": {"gunicorn_workers": 2, "nginx_tls": False},
     },
     "nginx_gunicorn (uvloop)": {
-        "playbook": "nginx_gunicorn", "group": "aiohttp_gunicorn", "url": "http://127.0.0.1",
+        "playbook": "nginx_gunicorn", "group": "aiohttp_gunicorn", "url": "http://127.0.0.1:80",
         "vars": {"gunicorn_workers": 2, "nginx_tls": False, "gunicorn_worker_class": "aiohttp.GunicornUVLoopWebWorker"},
     },
 }
@@ -59,7 +58,7 @@ CEILING_SITE = "server { listen 127.0.0.1:8099; access_log off; location / { ret
 KILL_TARGET = {
     # A shell snippet inside the host that prints the pid of one backend to kill.
     "standalone": "systemctl show -p MainPID --value demo@8080",
-    "nginx_supervisord": "supervisorctl pid demo:demo_1",
+    "nginx_supervisord": "supervisorctl status 'demo:*' | awk 'NR == 1 {print $4}' | tr -d ,",
     "nginx_gunicorn": "ps -o pid= --ppid $(systemctl show -p MainPID --value demo.service) | head -n1",
 }
 
@@ -207,6 +206,7 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "bench/results"))
     args = parser.parse_args()
     os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
+    os.environ.update(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     duration = max(1, min(args.duration, 30))
 
     rows = []

@@ -139,16 +139,24 @@ def test_unit_is_sandboxed(host):
 
 
 def test_new_version_was_reloaded_not_restarted(host):
-    """side_effect.yml deployed version 2; it recorded the pids before."""
+    """side_effect.yml deployed version 2; it recorded the pids before and after."""
     before = [int(p) for p in host.file("/root/gunicorn-before").content_string.split()]
-    master, workers = before[0], set(before[1:])
-    assert master_pid(host) == master, "the gunicorn master was restarted"
-    now = worker_pids(host, master)
-    assert now and not (now & workers), f"workers were not replaced: before {workers}, now {now}"
-    page = curl(host, "https://127.0.0.1/", "-k", "-f")
-    assert page.stdout.startswith("Hello from aiohttp_example v2")
+    after_v2 = [int(p) for p in host.file("/root/gunicorn-v2").content_string.split()]
+    assert after_v2[0] == before[0], "the gunicorn master was restarted for version 2"
+    assert after_v2[1:] and not set(after_v2[1:]) & set(before[1:]), f"workers were not replaced: {before} -> {after_v2}"
+    assert host.file("/root/page-v2").content_string.startswith("Hello from aiohttp_example v2")
     health = json.loads(curl(host, "https://127.0.0.1/health", "-k", "-f").stdout)
     assert health["release"] == "v2"
+
+
+def test_rollback_reloaded_version_1(host):
+    after_v2 = [int(p) for p in host.file("/root/gunicorn-v2").content_string.split()]
+    master = master_pid(host)
+    assert master == after_v2[0], "the gunicorn master was restarted for the rollback"
+    now = worker_pids(host, master)
+    assert now and not now & set(after_v2[1:]), f"workers were not replaced: {after_v2} -> {now}"
+    page = curl(host, "https://127.0.0.1/", "-k", "-f").stdout
+    assert page.startswith("Hello from aiohttp_example (pid"), page
 
 
 def test_no_request_failed_during_the_new_version_deploy(host):

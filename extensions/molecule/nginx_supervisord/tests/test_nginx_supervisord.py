@@ -109,11 +109,20 @@ def test_new_version_restarted_every_process_and_not_supervisord(host):
 def test_broken_release_failed_the_play_and_never_served(host):
     broken = json.loads(host.file("/root/broken-deploy.json").content_string)
     assert broken["rc"] != 0
-    assert "did not answer /health" in broken["output"] and "still serves the" in broken["output"], broken["output"]
+    assert "did not answer /health" in broken["output"] and "still serves the previous release" in broken["output"], broken["output"]
     v2 = host.file("/root/release-v2").content_string.strip()
     assert host.file("/root/release-after-broken").content_string.strip() == v2
     releases = host.check_output(f"ls /srv/{APP}/releases").split()
     assert sorted(releases) == sorted({v2.split("/")[-1], host.check_output(f"readlink /srv/{APP}/current").split("/")[-1]})
+
+
+def test_uninstallable_release_failed_the_play_and_left_no_trace(host):
+    failed = json.loads(host.file("/root/uninstallable-deploy.json").content_string)
+    assert failed["rc"] != 0
+    assert "could not be built or failed its check" in failed["output"], failed["output"]
+    v2 = host.file("/root/release-v2").content_string.strip()
+    assert host.file("/root/release-after-uninstallable").content_string.strip() == v2
+    assert len(host.check_output(f"ls /srv/{APP}/releases").split()) == 2
 
 
 def test_rollback_serves_the_first_version_again(host, pool_size):

@@ -60,7 +60,21 @@ def test_new_version_restarted_every_instance(host, ports):
     for unit, pid in before.items():
         assert main_pid(host, unit) != int(pid), f"{unit} was not restarted"
     for port in ports:
-        assert curl(host, f"http://127.0.0.1:{port}/", "-f").stdout.startswith("Hello from aiohttp_example v2")
+        assert curl(host, f"http://127.0.0.1:{port}/", "-f").stdout.startswith("Hello from aiohttp_example v3")
+
+
+def test_only_the_newest_releases_are_kept(host):
+    """Three versions were deployed; a host that keeps two deleted the first one and nothing else."""
+    keep = int(host.ansible.get_variables().get("aiohttp_app_keep_releases", 5))
+    before = host.file("/root/releases-v2").content_string.split()
+    v2 = host.file("/root/release-v2").content_string.strip().split("/")[-1]
+    now = host.check_output(f"ls /srv/{APP}/releases").split()
+    current = host.check_output(f"readlink /srv/{APP}/current").split("/")[-1]
+    assert len(before) == 2 and current not in before
+    assert len(now) == min(3, keep)
+    assert current in now and v2 in now
+    # The releases share one virtualenv (same requirements), and it stayed.
+    assert len(host.check_output(f"ls /srv/{APP}/venvs").split()) == 1
 
 
 def test_serves_static_files_itself(host, ports):
