@@ -60,7 +60,15 @@ def test_new_version_restarted_every_instance(host, ports):
     for unit, pid in before.items():
         assert main_pid(host, unit) != int(pid), f"{unit} was not restarted"
     for port in ports:
-        assert curl(host, f"http://127.0.0.1:{port}/", "-f").stdout.startswith("Hello from aiohttp_example v3")
+        assert curl(host, f"http://127.0.0.1:{port}/", "-f").stdout.startswith("Hello from aiohttp_example v")
+
+
+def test_rollback_by_name_serves_that_release(host, ports):
+    """After version 3, rollback.yml was given version 2's release by name."""
+    v2 = host.file("/root/release-v2").content_string.strip()
+    assert host.check_output(f"readlink /srv/{APP}/current") == v2
+    for port in ports:
+        assert curl(host, f"http://127.0.0.1:{port}/", "-f").stdout.startswith("Hello from aiohttp_example v2")
 
 
 def test_only_the_newest_releases_are_kept(host):
@@ -69,10 +77,10 @@ def test_only_the_newest_releases_are_kept(host):
     before = host.file("/root/releases-v2").content_string.split()
     v2 = host.file("/root/release-v2").content_string.strip().split("/")[-1]
     now = host.check_output(f"ls /srv/{APP}/releases").split()
-    current = host.check_output(f"readlink /srv/{APP}/current").split("/")[-1]
-    assert len(before) == 2 and current not in before
+    v3 = host.file("/root/release-v3").content_string.strip().split("/")[-1]
+    assert len(before) == 2 and v3 not in before
     assert len(now) == min(3, keep)
-    assert current in now and v2 in now
+    assert v3 in now and v2 in now
     # The releases share one virtualenv (same requirements), and it stayed.
     assert len(host.check_output(f"ls /srv/{APP}/venvs").split()) == 1
 
