@@ -44,13 +44,21 @@ TOPOLOGIES = {
         "playbook": "nginx_supervisord", "group": "aiohttp_supervisord", "url": "http://127.0.0.1:80",
         "vars": {"aiohttp_app_processes": 2, "aiohttp_app_bind": "tcp"},
     },
+    "nginx_supervisord (launcher)": {
+        "playbook": "nginx_supervisord", "group": "aiohttp_supervisord", "url": "http://127.0.0.1:80",
+        "vars": {"aiohttp_app_processes": 2, "aiohttp_app_object": "aiohttp_example:app"},
+    },
+    "nginx_supervisord (launcher, uvloop)": {
+        "playbook": "nginx_supervisord", "group": "aiohttp_supervisord", "url": "http://127.0.0.1:80",
+        "vars": {"aiohttp_app_processes": 2, "aiohttp_app_object": "aiohttp_example:app", "aiohttp_app_uvloop": True},
+    },
     "nginx_gunicorn": {
         "playbook": "nginx_gunicorn", "group": "aiohttp_gunicorn", "url": "http://127.0.0.1:80",
-        "vars": {"gunicorn_workers": 2, "nginx_tls": False},
+        "vars": {"gunicorn_workers": 2, "nginx_tls": False, "aiohttp_app_object": "aiohttp_example:app"},
     },
     "nginx_gunicorn (uvloop)": {
         "playbook": "nginx_gunicorn", "group": "aiohttp_gunicorn", "url": "http://127.0.0.1:80",
-        "vars": {"gunicorn_workers": 2, "nginx_tls": False, "gunicorn_worker_class": "aiohttp.GunicornUVLoopWebWorker"},
+        "vars": {"gunicorn_workers": 2, "nginx_tls": False, "aiohttp_app_object": "aiohttp_example:app", "aiohttp_app_uvloop": True},
     },
 }
 

@@ -10,7 +10,7 @@ from conftest import ROOT
 # Valid settings each playbook needs, under the one bad variable of a case.
 BASE = {
     "nginx_supervisord": {},
-    "nginx_gunicorn": {"nginx_tls_certificate_source": "selfsigned"},
+    "nginx_gunicorn": {"nginx_tls_certificate_source": "selfsigned", "aiohttp_app_object": "aiohttp_example:app"},
     "standalone": {},
 }
 
@@ -29,12 +29,25 @@ CASES = [
     ({"supervisord_umask": "999"}, "supervisord_umask must be octal"),
     ({"python_venv_requirements_file": "requirements.txt"}, "python_venv_requirements_file"),
     ({"aiohttp_app_keep_releases": 1}, "aiohttp_app_keep_releases must be 2 or more"),
+    ({"aiohttp_app_environment": {"1BAD": "x", "GOOD": "y"}}, "aiohttp_app_environment: names must be letters, digits and _, not starting with a digit: 1BAD."),
+    ({"aiohttp_app_environment": {"FLAG": True}}, "values must be strings or numbers without NUL characters (quote true/false and yes/no in YAML): FLAG."),
+    ({"aiohttp_app_environment": {"NESTED": {"a": 1}}}, "NESTED."),
+    ({"aiohttp_app_environment": {"WITH_NUL": "a\u0000b"}}, "without NUL characters (quote true/false and yes/no in YAML): WITH_NUL."),
+    ({"aiohttp_app_object": "my_app_module"}, "aiohttp_app_object must be module:app or module:factory"),
+    ({"aiohttp_app_module": "my-app.py"}, "aiohttp_app_module must be a module name"),
+    ({"aiohttp_app_object": "my_app:app", "aiohttp_app_args": ["--debug"]}, "aiohttp_app_args are the script's arguments"),
+    ({"aiohttp_app_listen_args": ["--socket=/tmp/x"]}, "aiohttp_app_listen_args must pass {path} to the script"),
+    ({"aiohttp_app_bind": "tcp", "aiohttp_app_listen_args": ["--path={path}"]}, "aiohttp_app_listen_args must pass {port} to the script"),
+    ({"aiohttp_app_health_status": [200, 999]}, "aiohttp_app_health_status must list HTTP status codes"),
+    ({"aiohttp_app_tcp_host": "0.0.0.0; rm"}, "aiohttp_app_tcp_host must be an address"),
+    ({"aiohttp_app_server": "uwsgi"}, "aiohttp_app_server"),
 ]
 GUNICORN_CASES = [
-    ({"gunicorn_worker_class": "aiohttp.GunicornTornadoWorker"}, "gunicorn_worker_class"),
     ({"gunicorn_access_log_format": '%(h)s %(l)s "%(r)s"'}, "gunicorn_access_log_format uses gunicorn's %(name)s syntax"),
     ({"gunicorn_access_log_format": "%a %Z"}, "gunicorn_access_log_format has a % that is not an aiohttp atom"),
-    ({"gunicorn_app": "aiohttp_example"}, "gunicorn_app must be module:app or module:factory"),
+    ({"aiohttp_app_object": ""}, "aiohttp_app_object must name the application for gunicorn"),
+    ({"gunicorn_settings": {"x = 1; import os": 1}}, "gunicorn_settings names must be gunicorn setting names"),
+    ({"aiohttp_app_server": "run_app"}, "put aiodeploy.aiohttp.aiohttp_app before it in the same play, with aiohttp_app_server set to gunicorn"),
     ({"gunicorn_bind": "tcp", "gunicorn_tcp_port": 70000}, "gunicorn_tcp_port must be within 1-65535"),
     ({"nginx_tls_certificate_source": ""}, "nginx_tls is on but nginx_tls_certificate_source is ''"),
     ({"nginx_tls_certificate_source": "files"}, "set nginx_tls_certificate_file and nginx_tls_key_file"),
@@ -71,6 +84,16 @@ def test_bad_variable_fails_before_any_change(installed_collection, blank_host, 
     assert message in output, output
     recap = re.search(rf"^{re.escape(blank_host)}\s*:.*$", result.stdout, re.M)
     assert recap and "changed=0" in recap.group(0) and "failed=1" in recap.group(0), output
+
+
+def test_a_bad_environment_names_the_key_and_never_shows_a_value(installed_collection, blank_host):
+    secret = "hunter2-'quoted\" %s $HOME"
+    result = run_playbook(installed_collection, blank_host, "nginx_supervisord",
+                          {"aiohttp_app_environment": {"DATABASE_PASSWORD": secret, "bad-name": secret}})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "names must be letters, digits and _, not starting with a digit: bad-name." in output, output
+    assert "hunter2" not in output, output
 
 
 def test_host_was_left_untouched(installed_collection, blank_host):

@@ -13,9 +13,10 @@ CERT = f"/etc/nginx/tls/{APP}.crt"
 @pytest.fixture(scope="module")
 def settings(host):
     variables = host.ansible.get_variables()
+    uvloop = bool(variables.get("aiohttp_app_uvloop", False))
     return {
-        "app": variables.get("gunicorn_app", "aiohttp_example:app"),
-        "worker": variables.get("gunicorn_worker_class", "aiohttp.GunicornWebWorker"),
+        "app": variables["aiohttp_app_object"],
+        "worker": "aiohttp.GunicornUVLoopWebWorker" if uvloop else "aiohttp.GunicornWebWorker",
     }
 
 
@@ -78,7 +79,7 @@ def test_stop_timeouts_agree(host):
     graceful = int(config.split("\ngraceful_timeout = ", 1)[1].split()[0])
     stop = host.check_output(f"systemctl show -p TimeoutStopUSec --value {APP}.service")
     assert int(stop.rstrip("s")) > graceful
-    shutdown = int(host.file(f"/etc/{APP}/environment").content_string.split('AIOHTTP_SHUTDOWN_TIMEOUT="')[1].split('"')[0])
+    shutdown = int(json.loads(host.file(f"/etc/{APP}/environment.json").content_string)["AIOHTTP_SHUTDOWN_TIMEOUT"])
     assert graceful * 0.95 >= shutdown
 
 

@@ -82,7 +82,7 @@ def test_socket_directory_comes_back_at_boot(host):
 
 
 def test_secrets_files_are_not_world_readable(host):
-    env = host.file(f"/etc/{APP}/environment")
+    env = host.file(f"/etc/{APP}/environment.json")
     assert (env.user, env.group, env.mode) == ("root", APP, 0o640)
     program = host.file(f"/etc/supervisor/conf.d/{APP}.conf")
     assert (program.user, program.mode) == ("root", 0o640)
@@ -123,6 +123,24 @@ def test_uninstallable_release_failed_the_play_and_left_no_trace(host):
     v2 = host.file("/root/release-v2").content_string.strip()
     assert host.file("/root/release-after-uninstallable").content_string.strip() == v2
     assert len(host.check_output(f"ls /srv/{APP}/releases").split()) == 2
+
+
+def test_release_failing_in_the_pool_was_rolled_back_on_every_process(host, pool_size):
+    """It passed its release check, then process 2 could not start: the rollout stopped and went back."""
+    failed = json.loads(host.file("/root/pool-broken-deploy.json").content_string)
+    output = re.sub(r"\x1b\[[0-9;]*m", "", failed["output"])
+    assert failed["rc"] != 0
+    release = re.search(r"Release (\S+) failed in the pool: process demo_2 did not become healthy", output)
+    assert release, output
+    v2 = host.file("/root/release-v2").content_string.strip()
+    assert f"Release {v2.split('/')[-1]} and the environment before this run serve again on every process" in output, output
+    assert "this release cannot serve as process 2" in output, output
+    # Version 2 is current again, the failed release is gone, and every process of the pool runs.
+    assert host.file("/root/release-after-pool-broken").content_string.strip() == v2
+    assert release[1] not in host.file("/root/releases-after-pool-broken").content_string.split()
+    status = host.file("/root/supervisord-after-pool-broken").content_string
+    assert len(re.findall(r"^demo:demo_\d+\s+RUNNING", status, re.M)) == pool_size, status
+    assert not host.file(f"/srv/{APP}/.restart-pending").exists
 
 
 def test_rollback_serves_the_first_version_again(host, pool_size):

@@ -1,9 +1,10 @@
 """The example application deployed when no code of your own is given.
 
 It follows aiohttp's Server Deployment guide: a process manager starts it with
-exactly one of ``--path`` (a unix socket) or ``--port`` (TCP, with ``--host``),
-and it calls ``web.run_app`` with that. Under gunicorn, use ``aiohttp_example:app``
-or the factory ``aiohttp_example:create_app``.
+exactly one of ``--path`` (a unix socket) or ``--port`` (TCP, on ``--host`` or
+every interface), and it calls ``web.run_app`` with that. Under gunicorn or the
+collection's launcher, use ``aiohttp_example:app`` or the factory
+``aiohttp_example:create_app``.
 
 Run-time settings come from the environment the collection writes:
 
@@ -85,7 +86,8 @@ def main(argv: "list[str] | None" = None) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--path", help="unix socket to listen on")
     where.add_argument("--port", type=int, help="TCP port to listen on")
-    parser.add_argument("--host", default="127.0.0.1", help="TCP address, with --port")
+    # As in the guide, --port alone lets run_app listen on every interface.
+    parser.add_argument("--host", help="TCP address, with --port (default: every interface)")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, stream=sys.stdout)

@@ -1,0 +1,1 @@
+"""A small team service: a dashboard behind a token, rendered with Jinja."""
