@@ -191,7 +191,7 @@ def test_stop_timeouts_agree(host):
     """supervisord waits longer than aiohttp's shutdown timeout before it kills."""
     program = host.file(f"/etc/supervisor/conf.d/{APP}.conf").content_string
     stopwaitsecs = int(re.search(r"^stopwaitsecs=(\d+)$", program, re.M)[1])
-    shutdown = int(re.search(r'AIOHTTP_SHUTDOWN_TIMEOUT="(\d+)"', program)[1])
+    shutdown = int(json.loads(host.file(f"/etc/{APP}/environment.json").content_string)["AIOHTTP_SHUTDOWN_TIMEOUT"])
     assert stopwaitsecs > shutdown
 
 
