@@ -45,8 +45,8 @@ def load_environment(path):
 
 def import_object(spec):
     """The object named by 'module:attr' (attr may be dotted), importing from the working directory."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
+    module_name, colon, attr = spec.partition(":")
+    if not module_name or not colon or not attr:
         raise SystemExit(f"expected module:attr, got {spec!r}")
     if sys.path[0] != os.getcwd():
         # Like `python -m`: the code directory comes first, not this file's directory.
@@ -139,7 +139,7 @@ def serve(args):
 
 
 def parser():
-    top = argparse.ArgumentParser(prog="aiodeploy_run", description=__doc__.split("\n\n")[0])
+    top = argparse.ArgumentParser(prog="aiodeploy_run", description=__doc__.split("\n\n", maxsplit=1)[0])
     top.add_argument("--env-file", help="JSON object of environment variables to set first")
     commands = top.add_subparsers(dest="command", required=True)
 

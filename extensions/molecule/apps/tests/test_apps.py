@@ -34,7 +34,7 @@ def status_and_body(host, url, *args):
     """Through the app's topology; HTTPS verified against the scenario's local CA, never with -k."""
     out = curl(host, url, "--cacert", "/root/test-ca.crt", "-w", "\n%{http_code}", *args)
     assert out.rc == 0, out.stderr
-    body, _, status = out.stdout.rpartition("\n")
+    body, status = out.stdout.rsplit("\n", 1)
     return int(status), body
 
 
