@@ -54,11 +54,11 @@ TOPOLOGIES = {
     },
     "nginx_gunicorn": {
         "playbook": "nginx_gunicorn", "group": "aiohttp_gunicorn", "url": "http://127.0.0.1:80",
-        "vars": {"gunicorn_workers": 2, "nginx_tls": False, "aiohttp_app_object": "aiohttp_example:app"},
+        "vars": {"aiohttp_app_processes": 2, "nginx_tls": False, "aiohttp_app_object": "aiohttp_example:app"},
     },
     "nginx_gunicorn (uvloop)": {
         "playbook": "nginx_gunicorn", "group": "aiohttp_gunicorn", "url": "http://127.0.0.1:80",
-        "vars": {"gunicorn_workers": 2, "nginx_tls": False, "aiohttp_app_object": "aiohttp_example:app", "aiohttp_app_uvloop": True},
+        "vars": {"aiohttp_app_processes": 2, "nginx_tls": False, "aiohttp_app_object": "aiohttp_example:app", "aiohttp_app_uvloop": True},
     },
 }
 

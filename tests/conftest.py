@@ -1,26 +1,10 @@
 """Fixtures for the collection's own tests (Molecule runs the scenarios' tests)."""
 
-import os
 import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "tasks").is_dir())
-IMAGE = os.environ.get("AIODEPLOY_IMAGE_1", "aiodeploy/debian:12")
-
-
-def ansible_env():
-    """Environment that finds this checkout's collection, installed by `installed_collection`."""
-    env = dict(os.environ)
-    env.setdefault("ANSIBLE_HOME", str(ROOT / ".ansible"))
-    env["ANSIBLE_COLLECTIONS_PATH"] = str(Path(env["ANSIBLE_HOME"]) / "collections")
-    env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
-    env["ANSIBLE_NOCOLOR"] = "1"
-    env["ANSIBLE_FORCE_COLOR"] = "0"
-    return env
+from project import IMAGE, ROOT, ansible_env
 
 
 @pytest.fixture(scope="session")

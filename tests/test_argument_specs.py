@@ -1,36 +1,85 @@
-"""Each role's meta/argument_specs.yml matches its defaults/main.yml, key for key."""
+"""Each role's meta/argument_specs.yml matches its defaults/main.yml, and roles read each other only through
+what aiohttp_app publishes."""
+
+import re
 
 import pytest
 import yaml
-from conftest import ROLES, ROOT
+from project import ALL_ROLES, ROLES, ROOT
+
+# What aiohttp_app publishes: the other roles read these and no other aiohttp_app_* variable.
+PUBLISHED = {"aiohttp_app_pool", "aiohttp_app_deploy"}
+# Inputs of aiohttp_app's entry points, which the other roles pass.
+ENTRY_POINT_INPUTS = {"aiohttp_app_health_addresses", "aiohttp_app_rollout"}
+SHARED = ("aiodeploy_topology", "aiodeploy_preflight")
 
 
 def load(role, path):
     return yaml.safe_load((ROOT / "roles" / role / path).read_text()) or {}
 
 
+def options(role, entry_point="main"):
+    return load(role, "meta/argument_specs.yml")["argument_specs"][entry_point]["options"]
+
+
+def own_options(role):
+    """The role's own options: every declared option but what it reads from aiohttp_app and the playbooks' switches
+    (each role reads those with a default, since a role's defaults carry its own prefix only)."""
+    return {name: option for name, option in options(role).items()
+            if name not in SHARED and (name not in PUBLISHED or role == "aiohttp_app")}
+
+
 @pytest.mark.parametrize("role", ROLES)
 def test_every_default_is_specified_and_every_option_has_a_default(role):
-    defaults = load(role, "defaults/main.yml")
-    options = load(role, "meta/argument_specs.yml")["argument_specs"]["main"]["options"]
-    assert sorted(defaults) == sorted(options)
+    assert sorted(load(role, "defaults/main.yml")) == sorted(own_options(role))
 
 
 @pytest.mark.parametrize("role", ROLES)
 def test_spec_defaults_equal_the_defaults(role):
-    defaults = load(role, "defaults/main.yml")
-    options = load(role, "meta/argument_specs.yml")["argument_specs"]["main"]["options"]
-    for name, value in defaults.items():
-        assert options[name].get("default") == value, name
+    spec = own_options(role)
+    for name, value in load(role, "defaults/main.yml").items():
+        assert spec[name].get("default") == value, name
 
 
 @pytest.mark.parametrize("role", ROLES)
 def test_options_are_documented_and_prefixed(role):
-    options = load(role, "meta/argument_specs.yml")["argument_specs"]["main"]["options"]
-    for name, option in options.items():
-        assert name.startswith(role + "_"), name
+    for name, option in options(role).items():
+        assert name.startswith((role + "_", *SHARED)) or name in PUBLISHED, name
         assert option.get("description"), name
         assert option.get("type"), name
+
+
+@pytest.mark.parametrize("role", [r for r in ROLES if r != "aiohttp_app"])
+def test_what_a_role_reads_from_aiohttp_app_is_declared_as_such(role):
+    for name in PUBLISHED & set(options(role)):
+        option = options(role)[name]
+        assert "default" not in option and not option.get("required"), name
+        assert " ".join(option["description"]).startswith("From aiohttp_app"), name
+
+
+def expressions(path):
+    """The Jinja expressions and conditions of a task, vars or template file, without comments."""
+    text = path.read_text()
+    found = re.findall(r"\{\{(.*?)\}\}|\{%(.*?)%\}", text, re.S)
+    found = [a or b for a, b in found]
+    if path.suffix == ".yml":
+        found += re.findall(r"^\s*-?\s*(?:when|that|until|changed_when|failed_when|loop):\s*(?![>|\"'])(.+)$", text, re.M)
+        found += re.findall(r"^\s*-\s+(?!name:)([a-z_][\w.]*(?:\s+(?:is|in|not|or|and)\b.*)?)$", text, re.M)
+    return found
+
+
+@pytest.mark.parametrize("role", [r for r in ALL_ROLES if r != "aiohttp_app"])
+def test_no_role_reads_another_roles_internals(role):
+    declared = set(options(role)) if role in ROLES else set()
+    for path in sorted((ROOT / "roles" / role).rglob("*")):
+        if path.suffix not in (".yml", ".j2") or "meta" in path.parts:
+            continue
+        for expression in expressions(path):
+            for name in set(re.findall(r"\b(_*(?:aiohttp_app|gunicorn|nginx|supervisord|systemd_pool|python_venv)_\w+)", expression)):
+                owner = next((r for r in ALL_ROLES if name.lstrip("_").startswith(r + "_")), None)
+                if owner == role:
+                    continue
+                assert name in declared or name in ENTRY_POINT_INPUTS, f"roles/{role}/{path.relative_to(ROOT / 'roles' / role)} reads {name}"
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -43,5 +92,13 @@ def test_validate_entry_point_checks_the_same_options(role):
 @pytest.mark.parametrize("role", ROLES)
 def test_role_readme_lists_every_variable(role):
     readme = (ROOT / "roles" / role / "README.md").read_text()
-    for name in load(role, "defaults/main.yml"):
+    for name in options(role):
         assert f"`{name}`" in readme, f"{name} missing from roles/{role}/README.md"
+
+
+def test_internal_role_guards_itself_and_has_no_main_entry_point():
+    specs = load("_common", "meta/argument_specs.yml")["argument_specs"]
+    assert "main" not in specs
+    for entry_point in specs:
+        text = (ROOT / "roles" / "_common" / "tasks" / f"{entry_point}.yml").read_text()
+        assert "ansible_parent_role_names" in text

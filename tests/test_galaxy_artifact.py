@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 import yaml
-from conftest import ROLES, ROOT, ansible_env
+from project import ALL_ROLES, ROLES, ROOT, ansible_env
 
 PLAYBOOKS = ["nginx_supervisord", "nginx_gunicorn", "standalone", "rollback"]
 
@@ -44,7 +44,7 @@ def test_artifact_holds_the_collection_and_no_development_files(artifact):
         names = set(tar.getnames())
     for playbook in PLAYBOOKS:
         assert f"playbooks/{playbook}.yml" in names
-    for role in ROLES:
+    for role in ALL_ROLES:
         assert f"roles/{role}/meta/argument_specs.yml" in names
         assert f"roles/{role}/README.md" in names
     assert {"README.md", "LICENSE", "meta/runtime.yml", "changelogs/changelog.yaml"} <= names

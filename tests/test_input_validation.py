@@ -5,7 +5,7 @@ import re
 import subprocess
 
 import pytest
-from conftest import ROOT
+from project import ROOT
 
 # Valid settings each playbook needs, under the one bad variable of a case.
 BASE = {
@@ -41,6 +41,7 @@ CASES = [
     ({"aiohttp_app_health_status": [200, 999]}, "aiohttp_app_health_status must list HTTP status codes"),
     ({"aiohttp_app_tcp_host": "0.0.0.0; rm"}, "aiohttp_app_tcp_host must be an address"),
     ({"aiohttp_app_server": "uwsgi"}, "aiohttp_app_server"),
+    ({"aiodeploy_topology": "kubernetes"}, "aiodeploy_topology"),
 ]
 GUNICORN_CASES = [
     ({"gunicorn_access_log_format": '%(h)s %(l)s "%(r)s"'}, "gunicorn_access_log_format uses gunicorn's %(name)s syntax"),
@@ -48,7 +49,7 @@ GUNICORN_CASES = [
     ({"aiohttp_app_object": ""}, "aiohttp_app_object must name the application for gunicorn"),
     ({"gunicorn_settings": {"x = 1; import os": 1}}, "gunicorn_settings names must be gunicorn setting names"),
     ({"aiohttp_app_server": "run_app"}, "put aiodeploy.aiohttp.aiohttp_app before it in the same play, with aiohttp_app_server set to gunicorn"),
-    ({"gunicorn_bind": "tcp", "gunicorn_tcp_port": 70000}, "gunicorn_tcp_port must be within 1-65535"),
+    ({"aiohttp_app_bind": "tcp", "aiohttp_app_tcp_port": 70000}, "aiohttp_app_tcp_port must leave room"),
     ({"nginx_tls_certificate_source": ""}, "nginx_tls is on but nginx_tls_certificate_source is ''"),
     ({"nginx_tls_certificate_source": "files"}, "set nginx_tls_certificate_file and nginx_tls_key_file"),
     ({"nginx_tls_certificate_source": "content", "nginx_tls_certificate": "x"}, "must hold PEM data"),
@@ -57,7 +58,7 @@ GUNICORN_CASES = [
 STANDALONE_CASES = [
     ({"aiohttp_app_tcp_port": 0}, "aiohttp_app_tcp_port must leave room"),
     ({"aiohttp_app_bind": "unix"}, "aiohttp_app_bind must be tcp in the standalone topology"),
-    ({"systemd_umask": "9"}, "systemd_umask must be octal"),
+    ({"systemd_pool_umask": "9"}, "systemd_pool_umask must be octal"),
 ]
 ALL_CASES = (
     [("nginx_supervisord", *case) for case in CASES]

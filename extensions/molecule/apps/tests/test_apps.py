@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import curl, load_summary
+from testinfra_helpers import curl, load_summary
 
 APPS = Path(__file__).resolve().parents[2] / "shared" / "apps"
 SECRETS = json.loads((APPS / "team_secrets.json").read_text())

@@ -1,9 +1,10 @@
 """nginx with TLS in front of gunicorn running aiohttp's worker under systemd."""
 
 import json
+import re
 
 import pytest
-from conftest import APP, curl, load_summary, upload_10mib, websocket_echo
+from testinfra_helpers import APP, curl, load_summary, upload_10mib, websocket_echo
 
 SOCKET = f"/run/{APP}/gunicorn.sock"
 KEY = f"/etc/nginx/tls/{APP}.key"
@@ -151,13 +152,32 @@ def test_new_version_was_reloaded_not_restarted(host):
 
 
 def test_rollback_reloaded_version_1(host):
+    """side_effect.yml rolled back to version 1 and recorded the pids and the page after it."""
     after_v2 = [int(p) for p in host.file("/root/gunicorn-v2").content_string.split()]
-    master = master_pid(host)
-    assert master == after_v2[0], "the gunicorn master was restarted for the rollback"
-    now = worker_pids(host, master)
-    assert now and not now & set(after_v2[1:]), f"workers were not replaced: {after_v2} -> {now}"
+    rolled_back = [int(p) for p in host.file("/root/gunicorn-rollback").content_string.split()]
+    assert rolled_back[0] == after_v2[0], "the gunicorn master was restarted for the rollback"
+    assert rolled_back[1:] and not set(rolled_back[1:]) & set(after_v2[1:]), f"workers were not replaced: {after_v2} -> {rolled_back}"
+    page = host.file("/root/page-rollback").content_string
+    assert page.startswith("Hello from aiohttp_example (pid"), page
+
+
+def test_a_release_whose_workers_cannot_boot_goes_back_to_the_previous_one(host):
+    """side_effect.yml deployed a release that passes its check but whose workers fail under gunicorn."""
+    failed = json.loads(host.file("/root/pool-broken-deploy.json").content_string)
+    assert failed["rc"] != 0, failed["output"]
+    match = re.search(r"Release (\S+) failed in the pool: gunicorn \(demo\.service\) did not become healthy", failed["output"])
+    assert match, failed["output"]
+    assert "and the environment before this run serve again on every process" in failed["output"], failed["output"]
+    assert "this release cannot serve in the pool" in failed["output"], "the message lacks gunicorn's log"
+    serving = host.file("/root/release-after-pool-broken").content_string.strip()
+    assert serving == host.check_output("readlink /srv/demo/current")
+    assert serving.split("/")[-1] != match.group(1)
+    assert match.group(1) not in host.file("/root/releases-after-pool-broken").content_string.split()
+    # gunicorn serves version 1 again, with the environment of before (version 2's, kept by the rollback).
+    assert host.service("demo.service").is_running
     page = curl(host, "https://127.0.0.1/", "-k", "-f").stdout
     assert page.startswith("Hello from aiohttp_example (pid"), page
+    assert json.loads(curl(host, "https://127.0.0.1/health", "-k", "-f").stdout)["release"] == "v2"
 
 
 def test_no_request_failed_during_the_new_version_deploy(host):

@@ -3,7 +3,7 @@
 import time
 
 import pytest
-from conftest import APP, curl, websocket_echo
+from testinfra_helpers import APP, curl, websocket_echo
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,74 @@
+"""Helpers shared by the scenarios' testinfra tests (imported by name; conftest.py registers the fixtures).
+
+Every request goes from inside the test host to its own loopback address or unix sockets.
+"""
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+
+APP = "demo"
+LOADGEN = Path(__file__).resolve().parents[3] / "bench" / "loadgen.py"
+WS_ROUND_TRIP = """
+import asyncio, sys, aiohttp
+async def main(url):
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(url, ssl=False) as ws:
+            await ws.send_str("ping through nginx")
+            msg = await ws.receive(timeout=10)
+            print(msg.data)
+asyncio.run(asyncio.wait_for(main(sys.argv[1]), 20))
+"""
+
+
+def curl(host, url, *args, user=None):
+    """Run curl inside the test host and return the command result."""
+    cmd = "curl -sS --max-time 10 " + " ".join(shlex.quote(a) for a in (*args, url))
+    if user:
+        cmd = f"sudo -u {user} {cmd}"
+    return host.run(cmd)
+
+
+def health_pids(host, url, count, *args):
+    """Ask /health `count` times and return the set of pids that answered."""
+    out = host.check_output(
+        f"for i in $(seq {count}); do curl -sS --max-time 5 {' '.join(args)} {url}; echo; done"
+    )
+    return {json.loads(line)["pid"] for line in out.splitlines() if line.strip()}
+
+
+def websocket_echo(host, url, venv=f"/srv/{APP}/current/venv"):
+    """A websocket round trip with the application's own aiohttp client."""
+    return host.run(f"{venv}/bin/python -c {shlex.quote(WS_ROUND_TRIP)} {url}")
+
+
+def upload_10mib(host, url, *args):
+    """POST 10 MiB of random data; return (sent sha256, the app's JSON answer)."""
+    host.check_output("head -c 10485760 /dev/urandom > /tmp/upload.bin")
+    sent = host.check_output("sha256sum /tmp/upload.bin").split()[0]
+    out = curl(host, url, "--data-binary", "@/tmp/upload.bin", "-H", "Content-Type: application/octet-stream", *args)
+    assert out.rc == 0, out.stderr
+    return sent, json.loads(out.stdout)
+
+
+@pytest.fixture(scope="module")
+def pool_size(host):
+    """Processes in the pool: the inventory's aiohttp_app_processes, else the CPU count."""
+    variables = host.ansible.get_variables()
+    if "aiohttp_app_processes" in variables:
+        return int(variables["aiohttp_app_processes"])
+    return int(host.check_output("nproc"))
+
+
+def load_summary(host, path):
+    """The summary bench/loadgen.py wrote inside the host."""
+    return json.loads(host.file(path).content_string)
+
+
+@pytest.fixture(scope="module")
+def loadgen(host):
+    """bench/loadgen.py copied into the host; returns its path there."""
+    host.ansible("copy", f"src={LOADGEN} dest=/root/loadgen.py mode=0755", check=False)
+    return "/root/loadgen.py"

@@ -1,0 +1,21 @@
+"""Where the collection is and how to run Ansible against this checkout, for the collection's own tests."""
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Every role, and the public ones (an internal role's name starts with "_").
+ALL_ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "tasks").is_dir())
+ROLES = [role for role in ALL_ROLES if not role.startswith("_")]
+IMAGE = os.environ.get("AIODEPLOY_IMAGE_1", "aiodeploy/debian:12")
+
+
+def ansible_env():
+    """Environment that finds this checkout's collection, installed by the `installed_collection` fixture."""
+    env = dict(os.environ)
+    env.setdefault("ANSIBLE_HOME", str(ROOT / ".ansible"))
+    env["ANSIBLE_COLLECTIONS_PATH"] = str(Path(env["ANSIBLE_HOME"]) / "collections")
+    env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
+    env["ANSIBLE_NOCOLOR"] = "1"
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    return env
