@@ -1,11 +1,45 @@
 """Bad input stops the play at its start, naming the variable, before the host changes."""
 
+import datetime
 import json
 import re
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from project import ROOT
+
+CERTS = Path(tempfile.mkdtemp(prefix="aiodeploy-input-certs-"))
+
+
+def write_certificate(name, dns_name, days_left, key=None):
+    """A self-signed certificate for dns_name, valid for days_left more days (negative: expired), and its key."""
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_name)])
+    certificate = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=30)).not_valid_after(now + datetime.timedelta(days=days_left))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns_name)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    (CERTS / f"{name}.crt").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (CERTS / f"{name}.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return {"nginx_tls_certificate_source": "files", "nginx_server_name": "www.example.com",
+            "nginx_tls_certificate_file": str(CERTS / f"{name}.crt"), "nginx_tls_key_file": str(CERTS / f"{name}.key")}
+
+
+GOOD_TLS = write_certificate("good", "www.example.com", 90)
+EXPIRED_TLS = write_certificate("expired", "www.example.com", -1)
+OTHER_NAME_TLS = write_certificate("other", "other.example.com", 90)
+MISMATCHED_TLS = {**GOOD_TLS, "nginx_tls_key_file": OTHER_NAME_TLS["nginx_tls_key_file"]}
 
 # Valid settings each playbook needs, under the one bad variable of a case.
 BASE = {
@@ -16,7 +50,7 @@ BASE = {
 
 CASES = [
     # (extra vars, text the error must contain) for playbooks/nginx_supervisord.yml
-    ({"aiohttp_app_processes": 0}, "aiohttp_app_processes must be 1 or more"),
+    ({"aiohttp_app_processes": 0}, "aiohttp_app_processes must be 1 to 128 (got 0)"),
     ({"aiohttp_app_processes": "many"}, "aiohttp_app_processes"),
     ({"aiohttp_app_socket_dir": "run/demo"}, "aiohttp_app_socket_dir must be an absolute path"),
     ({"aiohttp_app_source": "svn"}, "aiohttp_app_source"),
@@ -42,6 +76,21 @@ CASES = [
     ({"aiohttp_app_tcp_host": "0.0.0.0; rm"}, "aiohttp_app_tcp_host must be an address"),
     ({"aiohttp_app_server": "uwsgi"}, "aiohttp_app_server"),
     ({"aiodeploy_topology": "kubernetes"}, "aiodeploy_topology"),
+    # Input that would take over or break what the host has.
+    ({"aiohttp_app_bind": "tcp", "aiohttp_app_tcp_port": 80}, "use nginx's own port: move the backends (aiohttp_app_tcp_port)"),
+    ({"nginx_static_root": "/etc"}, "nginx_static_root must be the application's static directory, never a system one"),
+    ({"aiohttp_app_user": "www-data"}, "aiohttp_app_user 'www-data' is an existing account (home /var/www)"),
+    ({"aiohttp_app_user": "daemon"}, "aiohttp_app_user 'daemon' is an existing account"),
+    ({"aiohttp_app_config_dir": "/etc"}, "aiohttp_app_config_dir must be an absolute path to a directory of the application's own"),
+    ({"aiohttp_app_home": "/usr/lib/demo"}, "aiohttp_app_home must be an absolute path to a directory of the application's own"),
+    ({"aiohttp_app_log_dir": "/var/log"}, "aiohttp_app_log_dir must be an absolute path to a directory of the application's own"),
+    ({"aiohttp_app_socket_dir": "/run"}, "aiohttp_app_socket_dir must be an absolute path to a directory of the application's own"),
+    ({"aiohttp_app_name": "haproxy"}, "aiohttp_app_name 'haproxy' names units this host has already"),
+    ({"aiohttp_app_name": "procps"}, "aiohttp_app_name 'procps' names units this host has already (procps.service)"),
+    ({"nginx_server_name": "x; return 200"}, "nginx_server_name must be host names separated by spaces"),
+    ({"aiohttp_app_processes": 500}, "aiohttp_app_processes must be 1 to 128"),
+    ({"supervisord_logfile_maxbytes": "ten megabytes"}, "supervisord_logfile_maxbytes must be a size like 10MB"),
+    ({"aiohttp_app_source": "local", "aiohttp_app_source_path": "/nonexistent/app"}, "aiohttp_app_source_path is not a directory on the controller"),
 ]
 GUNICORN_CASES = [
     ({"gunicorn_access_log_format": '%(h)s %(l)s "%(r)s"'}, "gunicorn_access_log_format uses gunicorn's %(name)s syntax"),
@@ -54,6 +103,14 @@ GUNICORN_CASES = [
     ({"nginx_tls_certificate_source": "files"}, "set nginx_tls_certificate_file and nginx_tls_key_file"),
     ({"nginx_tls_certificate_source": "content", "nginx_tls_certificate": "x"}, "must hold PEM data"),
     ({"nginx_tls_port": 0}, "nginx_tls_port must be within 1-65535"),
+    # TLS certificates read on the controller before any change.
+    (MISMATCHED_TLS, "nginx_tls_certificate_file and nginx_tls_key_file are not a pair"),
+    (EXPIRED_TLS, "nginx_tls_certificate_file expired on"),
+    (OTHER_NAME_TLS, "nginx_tls_certificate_file does not name www.example.com of nginx_server_name (it names other.example.com)"),
+    ({**GOOD_TLS, "nginx_tls_key_file": "/nonexistent/site.key"}, "nginx_tls_key_file names no file on the controller"),
+    ({"nginx_tls_certificate_source": "content", "nginx_server_name": "www.example.com",
+      "nginx_tls_certificate": (CERTS / "expired.crt").read_text(), "nginx_tls_key": (CERTS / "expired.key").read_text()},
+     "nginx_tls_certificate expired on"),
 ]
 STANDALONE_CASES = [
     ({"aiohttp_app_tcp_port": 0}, "aiohttp_app_tcp_port must leave room"),
