@@ -91,6 +91,10 @@ CASES = [
     ({"aiohttp_app_processes": 500}, "aiohttp_app_processes must be 1 to 128"),
     ({"supervisord_logfile_maxbytes": "ten megabytes"}, "supervisord_logfile_maxbytes must be a size like 10MB"),
     ({"aiohttp_app_source": "local", "aiohttp_app_source_path": "/nonexistent/app"}, "aiohttp_app_source_path is not a directory on the controller"),
+    ({"nginx_limit_req_rate": "fast"}, "nginx_limit_req_rate must be a rate like 20r/s"),
+    ({"nginx_security_headers": {"X-Note": 'say "hi"'}}, "nginx_security_headers must map header names to values without quotes"),
+    ({"nginx_real_ip_from": ["lb.example.com"]}, "nginx_real_ip_from must list addresses or networks"),
+    ({"nginx_client_header_timeout": 0}, "nginx_client_header_timeout, nginx_client_body_timeout and nginx_send_timeout must be 1 s or more"),
 ]
 GUNICORN_CASES = [
     ({"gunicorn_access_log_format": '%(h)s %(l)s "%(r)s"'}, "gunicorn_access_log_format uses gunicorn's %(name)s syntax"),
@@ -104,6 +108,7 @@ GUNICORN_CASES = [
     ({"nginx_tls_certificate_source": "content", "nginx_tls_certificate": "x"}, "must hold PEM data"),
     ({"nginx_tls_port": 0}, "nginx_tls_port must be within 1-65535"),
     # TLS certificates read on the controller before any change.
+    ({"nginx_hsts": True, "nginx_hsts_preload": True}, "nginx_hsts_preload needs nginx_hsts_include_subdomains"),
     (MISMATCHED_TLS, "nginx_tls_certificate_file and nginx_tls_key_file are not a pair"),
     (EXPIRED_TLS, "nginx_tls_certificate_file expired on"),
     (OTHER_NAME_TLS, "nginx_tls_certificate_file does not name www.example.com of nginx_server_name (it names other.example.com)"),

@@ -10,12 +10,16 @@ from pathlib import Path
 import pytest
 
 APP = "demo"
+# The local CA that issued the TLS scenarios' certificates (shared/tasks/local_ca.yml).
+TEST_CA = "/root/test-ca.crt"
 LOADGEN = Path(__file__).resolve().parents[3] / "bench" / "loadgen.py"
+# The websocket round trip verifies TLS against the CA file given after the URL.
 WS_ROUND_TRIP = """
-import asyncio, sys, aiohttp
+import asyncio, ssl, sys, aiohttp
 async def main(url):
+    tls = ssl.create_default_context(cafile=sys.argv[2]) if len(sys.argv) > 2 else None
     async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(url, ssl=False) as ws:
+        async with session.ws_connect(url, ssl=tls) as ws:
             await ws.send_str("ping through nginx")
             msg = await ws.receive(timeout=10)
             print(msg.data)
@@ -39,9 +43,9 @@ def health_pids(host, url, count, *args):
     return {json.loads(line)["pid"] for line in out.splitlines() if line.strip()}
 
 
-def websocket_echo(host, url, venv=f"/srv/{APP}/current/venv"):
-    """A websocket round trip with the application's own aiohttp client."""
-    return host.run(f"{venv}/bin/python -c {shlex.quote(WS_ROUND_TRIP)} {url}")
+def websocket_echo(host, url, venv=f"/srv/{APP}/current/venv", cafile=""):
+    """A websocket round trip with the application's own aiohttp client (over TLS, verified against cafile)."""
+    return host.run(f"{venv}/bin/python -c {shlex.quote(WS_ROUND_TRIP)} {url} {cafile}")
 
 
 def upload_10mib(host, url, *args):

@@ -4,7 +4,7 @@ import json
 import re
 
 import pytest
-from testinfra_helpers import APP, curl, load_summary, upload_10mib, websocket_echo
+from testinfra_helpers import APP, TEST_CA, curl, load_summary, upload_10mib, websocket_echo
 
 SOCKET = f"/run/{APP}/gunicorn.sock"
 KEY = f"/etc/nginx/tls/{APP}.key"
@@ -82,7 +82,7 @@ def test_stop_timeouts_agree(host):
 
 
 def test_https_answers_through_nginx_over_http2(host):
-    out = curl(host, "https://127.0.0.1/", "-k", "-f", "-w", "\n%{http_version}")
+    out = curl(host, "https://127.0.0.1/", "--cacert", TEST_CA, "-f", "-w", "\n%{http_version}")
     assert out.rc == 0, out.stderr
     body, version = out.stdout.rsplit("\n", 1)
     assert body.startswith("Hello from aiohttp_example")
@@ -115,18 +115,18 @@ def test_key_and_certificate_permissions(host):
 
 
 def test_websocket_round_trip_over_tls(host):
-    out = websocket_echo(host, "https://127.0.0.1/ws")
+    out = websocket_echo(host, "https://127.0.0.1/ws", cafile=TEST_CA)
     assert out.rc == 0, out.stderr
     assert out.stdout.strip() == "ping through nginx"
 
 
 def test_10_mib_upload_over_tls(host):
-    sent, answer = upload_10mib(host, "https://127.0.0.1/upload", "-k")
+    sent, answer = upload_10mib(host, "https://127.0.0.1/upload", "--cacert", TEST_CA)
     assert answer == {"bytes": 10485760, "sha256": sent}
 
 
 def test_static_files_served_by_nginx(host):
-    out = curl(host, "https://127.0.0.1/static/hello.txt", "-k", "-f", "-i")
+    out = curl(host, "https://127.0.0.1/static/hello.txt", "--cacert", TEST_CA, "-f", "-i")
     assert "hello from the static directory" in out.stdout
     assert "max-age=3600" in out.stdout
 
@@ -144,7 +144,7 @@ def test_new_version_was_reloaded_not_restarted(host):
     assert after_v2[0] == before[0], "the gunicorn master was restarted for version 2"
     assert after_v2[1:] and not set(after_v2[1:]) & set(before[1:]), f"workers were not replaced: {before} -> {after_v2}"
     assert host.file("/root/page-v2").content_string.startswith("Hello from aiohttp_example v2")
-    health = json.loads(curl(host, "https://127.0.0.1/health", "-k", "-f").stdout)
+    health = json.loads(curl(host, "https://127.0.0.1/health", "--cacert", TEST_CA, "-f").stdout)
     assert health["release"] == "v2"
 
 
@@ -172,9 +172,9 @@ def test_a_release_whose_workers_cannot_boot_goes_back_to_the_previous_one(host)
     assert match.group(1) not in host.file("/root/releases-after-pool-broken").content_string.split()
     # gunicorn serves version 1 again, with the environment of before (version 2's, kept by the rollback).
     assert host.service("demo.service").is_running
-    page = curl(host, "https://127.0.0.1/", "-k", "-f").stdout
+    page = curl(host, "https://127.0.0.1/", "--cacert", TEST_CA, "-f").stdout
     assert page.startswith("Hello from aiohttp_example (pid"), page
-    assert json.loads(curl(host, "https://127.0.0.1/health", "-k", "-f").stdout)["release"] == "v2"
+    assert json.loads(curl(host, "https://127.0.0.1/health", "--cacert", TEST_CA, "-f").stdout)["release"] == "v2"
 
 
 def test_no_request_failed_during_the_new_version_deploy(host):

@@ -2,6 +2,7 @@
 
 import json
 import re
+import shlex
 import time
 
 import pytest
@@ -232,3 +233,62 @@ def test_no_request_failed_during_the_new_version_deploy(host):
     assert load["stopped_by"] == "stop-file", load
     assert load["requests"] >= 200, load
     assert load["failed"] == 0, load
+
+
+SLOW_HEADERS = """
+import socket, time
+s = socket.create_connection(("127.0.0.1", 80), timeout=15)
+s.sendall(b"GET / HTTP/1.1\\r\\nHost: localhost\\r\\n")
+start = time.monotonic()
+try:
+    while s.recv(4096):
+        pass
+except OSError:
+    pass
+print(round(time.monotonic() - start, 1))
+"""
+
+# 10 uploads that send their headers and a little of their body, then wait; then one more request.
+HELD_UPLOADS = """
+import socket, time
+held = []
+for _ in range(10):
+    s = socket.create_connection(("127.0.0.1", 80), timeout=10)
+    s.sendall(b"POST /upload HTTP/1.1\\r\\nHost: localhost\\r\\nContent-Type: application/octet-stream\\r\\n"
+              b"Content-Length: 1000000\\r\\n\\r\\n" + b"x" * 1000)
+    held.append(s)
+time.sleep(1)
+s = socket.create_connection(("127.0.0.1", 80), timeout=10)
+s.sendall(b"GET /health HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n")
+print(s.recv(4096).split(b"\\r\\n")[0].decode())
+for s in held:
+    s.close()
+"""
+
+
+@pytest.mark.parametrize("path", ["/", "/static/hello.txt"])
+def test_security_headers_on_proxied_and_static_responses(host, path):
+    headers = curl(host, f"http://127.0.0.1{path}", "-f", "-o", "/dev/null", "-D", "-").stdout.lower()
+    assert "x-content-type-options: nosniff" in headers, headers
+    assert "referrer-policy: strict-origin-when-cross-origin" in headers, headers
+    assert "x-frame-options: sameorigin" in headers, headers
+
+
+def test_a_host_nginx_does_not_serve_gets_no_answer(host):
+    """nginx_server_name names localhost and 127.0.0.1: any other Host is closed unanswered (444)."""
+    assert curl(host, "http://127.0.0.1/", "-H", "Host: localhost", "-f", "-o", "/dev/null").rc == 0
+    refused = curl(host, "http://127.0.0.1/", "-H", "Host: evil.example")
+    assert refused.rc == 52, refused  # curl: empty reply from server
+
+
+def test_a_client_that_sends_its_headers_slowly_is_dropped(host):
+    """nginx_client_header_timeout is 3 s in this scenario."""
+    elapsed = float(host.check_output(f"timeout 20 python3 -c {shlex.quote(SLOW_HEADERS)}"))
+    assert 2 <= elapsed <= 8, elapsed
+
+
+def test_too_many_requests_from_one_address_get_429_then_it_may_come_back(host):
+    """nginx_limit_conn_per_address is 8 in this scenario: 10 uploads in progress leave no room for an 11th request."""
+    status = host.check_output(f"timeout 30 python3 -c {shlex.quote(HELD_UPLOADS)}")
+    assert status == "HTTP/1.1 429 Too Many Requests", status
+    assert curl(host, "http://127.0.0.1/health", "-f", "-o", "/dev/null").rc == 0
