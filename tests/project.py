@@ -4,9 +4,10 @@ import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# Every role, and the public ones (an internal role's name starts with "_").
+# Every role, and the public ones: "common" is internal to the collection (its roles include it).
+INTERNAL_ROLES = ["common"]
 ALL_ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "tasks").is_dir())
-ROLES = [role for role in ALL_ROLES if not role.startswith("_")]
+ROLES = [role for role in ALL_ROLES if role not in INTERNAL_ROLES]
 IMAGE = os.environ.get("AIODEPLOY_IMAGE_1", "aiodeploy/debian:12")
 
 

@@ -97,8 +97,8 @@ def test_role_readme_lists_every_variable(role):
 
 
 def test_internal_role_guards_itself_and_has_no_main_entry_point():
-    specs = load("_common", "meta/argument_specs.yml")["argument_specs"]
+    specs = load("common", "meta/argument_specs.yml")["argument_specs"]
     assert "main" not in specs
     for entry_point in specs:
-        text = (ROOT / "roles" / "_common" / "tasks" / f"{entry_point}.yml").read_text()
+        text = (ROOT / "roles" / "common" / "tasks" / f"{entry_point}.yml").read_text()
         assert "ansible_parent_role_names" in text
