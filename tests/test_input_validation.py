@@ -94,6 +94,9 @@ CASES = [
     ({"nginx_limit_req_rate": "fast"}, "nginx_limit_req_rate must be a rate like 20r/s"),
     ({"nginx_security_headers": {"X-Note": 'say "hi"'}}, "nginx_security_headers must map header names to values without quotes"),
     ({"nginx_real_ip_from": ["lb.example.com"]}, "nginx_real_ip_from must list addresses or networks"),
+    ({"aiohttp_app_forwarded_allow_ips": ["proxy.internal"]}, "aiohttp_app_forwarded_allow_ips must list addresses"),
+    ({"aiohttp_app_open_files_limit": 100}, "aiohttp_app_open_files_limit must be 1024 to 1048576"),
+    ({"nginx_worker_connections": 10}, "nginx_worker_connections must be 512 to 65536"),
     ({"nginx_client_header_timeout": 0}, "nginx_client_header_timeout, nginx_client_body_timeout and nginx_send_timeout must be 1 s or more"),
 ]
 GUNICORN_CASES = [

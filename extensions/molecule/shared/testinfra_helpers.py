@@ -35,6 +35,33 @@ def curl(host, url, *args, user=None):
     return host.run(cmd)
 
 
+# What a client that lies about itself sends: the app must not believe any of it.
+SPOOFED_CLIENT = ("-H", "X-Forwarded-For: 203.0.113.9", "-H", "X-Forwarded-Proto: https", "-H", "X-Forwarded-Host: evil.test")
+
+
+def client_seen(host, url, source, *args):
+    """What the app reports of a client at loopback address `source` that sends SPOOFED_CLIENT headers."""
+    out = curl(host, url, "--interface", source, *SPOOFED_CLIENT, *args)
+    assert out.rc == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def open_files_limits(host, pid):
+    """(soft, hard) limit of open files of a process."""
+    line = next(l for l in host.file(f"/proc/{pid}/limits").content_string.splitlines() if l.startswith("Max open files"))
+    return tuple(int(n) for n in line.split()[3:5])
+
+
+def open_files_allowed(host, wanted):
+    """What a limit of `wanted` open files becomes on this host: no process gets more than init's hard limit
+    (in a test container, the limit the Docker daemon runs with)."""
+    return min(wanted, open_files_limits(host, 1)[1])
+
+
+def nginx_worker_pids(host):
+    return [int(pid) for pid in host.check_output("pgrep -f '^nginx: worker process'").split()]
+
+
 def health_pids(host, url, count, *args):
     """Ask /health `count` times and return the set of pids that answered."""
     out = host.check_output(

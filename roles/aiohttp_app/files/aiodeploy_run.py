@@ -1,12 +1,18 @@
 """Start one process of an aiohttp application, the way aiodeploy.aiohttp deploys it.
 
 Installed into every release beside its virtualenv and run with that virtualenv's Python, in the
-code directory. It has two commands, both of which first load the application's environment from
-a JSON file (byte for byte: no shell, supervisord or systemd quoting is involved):
+code directory. Its commands first load the application's environment from a JSON file (byte for
+byte: no shell, supervisord or systemd quoting is involved), and raise the process's limit of open
+files to --open-files-limit (as far as its hard limit allows: under supervisord, the one supervisord
+has), which the program keeps across exec:
 
 exec -- ARGV...
-    Run a program with that environment, replacing this process: the guide's argparse script,
-    ``python -m my_app --path=...``, or gunicorn.
+    Run a program with that environment, replacing this process: gunicorn, or any other program.
+
+module [settings] MODULE -- ARGS...
+    Run a module as ``python -m MODULE ARGS...`` would, in this process: the guide's argparse
+    script, ``--path=...`` or ``--port=...`` among its arguments. The application it gives to
+    ``web.run_app`` gets the settings below that apply to any application (forwarded headers).
 
 serve MODULE:ATTR [settings] (--path P | --host H --port N | --fd N | nothing, under systemd socket activation)
     Import an ``aiohttp.web.Application`` (``module:app``) or an application factory
@@ -15,15 +21,29 @@ serve MODULE:ATTR [settings] (--path P | --host H --port N | --fd N | nothing, u
     settings: access log, keep-alive and shutdown timeouts, uvloop. The application reads no
     environment variable for any of them. A unix socket is bound here, so its mode is right
     whatever the application does.
+
+--forwarded-allow-ips ADDRESSES (module and serve; gunicorn's setting of that name for the worker classes)
+    Comma-separated addresses or networks of the proxies whose X-Forwarded-For, X-Forwarded-Proto
+    and X-Forwarded-Host headers are believed: from them, the application's ``request.remote``,
+    ``request.scheme`` and ``request.host`` are the client's, as aiohttp-remotes does it. A peer on
+    a unix socket is a proxy (only the proxy's group can connect). Empty: the headers are ignored.
+
+GunicornWebWorker, GunicornUVLoopWebWorker
+    aiohttp's gunicorn workers, which also honour gunicorn's ``forwarded_allow_ips`` as above
+    (aiohttp's own ignore it): ``worker_class = "aiodeploy_run.GunicornWebWorker"``.
 """
 
 import argparse
 import asyncio
+import functools
 import importlib
 import inspect
+import ipaddress
 import json
 import logging
 import os
+import resource
+import runpy
 import socket
 import stat
 import sys
@@ -41,6 +61,14 @@ def load_environment(path):
         if not isinstance(value, str):
             raise SystemExit(f"{path}: the value of {name} is not a string")
         os.environ[name] = value
+
+
+def raise_open_files_limit(wanted):
+    """Raise the soft limit of open files to `wanted`, or to the hard limit if that is lower; never lower it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def import_object(spec):
@@ -69,6 +97,78 @@ async def make_application(target, web):
             return app
         raise SystemExit(f"the factory returned {type(app).__name__}, not an aiohttp.web.Application")
     raise SystemExit(f"{type(target).__name__} is neither an aiohttp.web.Application nor a factory")
+
+
+def proxy_networks(allowed):
+    """The networks of the trusted proxies from 'a,b/24,...' ('*' trusts every peer), or None for none."""
+    entries = [entry.strip() for entry in allowed.split(",") if entry.strip()] if isinstance(allowed, str) else list(allowed)
+    if not entries:
+        return None
+    if "*" in entries:
+        return [ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")]
+    return [ipaddress.ip_network(entry, strict=False) for entry in entries]
+
+
+def from_proxy(peer, networks):
+    """Whether a connection's peer (a transport's peername) is one of the trusted proxies."""
+    if not isinstance(peer, (tuple, list)):
+        return True  # a unix socket: only the proxy's group may connect to it
+    try:
+        address = ipaddress.ip_address(peer[0].split("%", 1)[0])
+    except ValueError:
+        return False
+    if address.version == 6 and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
+
+
+def forwarded_changes(headers):
+    """What the proxy's X-Forwarded-* headers say of the client, as arguments of Request.clone()."""
+    changes = {}
+    # The proxy appends the address it saw last: earlier ones came from the client and prove nothing.
+    forwarded_for = ",".join(headers.getall("X-Forwarded-For", ())).rsplit(",", 1)[-1].strip()
+    try:
+        changes["remote"] = str(ipaddress.ip_address(forwarded_for))
+    except ValueError:
+        pass
+    proto = headers.get("X-Forwarded-Proto", "").rsplit(",", 1)[-1].strip().lower()
+    if proto in ("http", "https"):
+        changes["scheme"] = proto
+    host = headers.get("X-Forwarded-Host", "").rsplit(",", 1)[-1].strip()
+    if host:
+        changes["host"] = host
+    return changes
+
+
+def forwarded_middleware(networks):
+    """An aiohttp middleware that gives handlers the client's address, scheme and host from a trusted proxy."""
+    from aiohttp import web
+
+    @web.middleware
+    async def client_from_proxy(request, handler):
+        transport = request.transport
+        if transport is not None and from_proxy(transport.get_extra_info("peername"), networks):
+            changes = forwarded_changes(request.headers)
+            if changes:
+                request = request.clone(**changes)
+        return await handler(request)
+
+    return client_from_proxy
+
+
+def with_forwarded(app, networks):
+    """app (an Application or an awaitable of one) with the forwarded-headers middleware first."""
+    if networks is None:
+        return app
+    if inspect.isawaitable(app):
+
+        async def awaited():
+            return with_forwarded(await app, networks)
+
+        return awaited()
+    if hasattr(app, "middlewares"):  # anything else is for run_app or the worker to refuse
+        app.middlewares.insert(0, forwarded_middleware(networks))
+    return app
 
 
 def bind_unix(path, mode):
@@ -127,7 +227,7 @@ def serve(args):
         asyncio.set_event_loop(loop)
 
     web.run_app(
-        make_application(import_object(args.app), web),
+        with_forwarded(make_application(import_object(args.app), web), proxy_networks(args.forwarded_allow_ips)),
         **listen,
         access_log=logging.getLogger("aiohttp.access") if args.access_log else None,
         keepalive_timeout=args.keepalive_timeout,
@@ -138,13 +238,77 @@ def serve(args):
     )
 
 
+def run_module(args):
+    """Run args.module as __main__, as `python -m` does, its web.run_app giving the application the settings."""
+    from aiohttp import web
+
+    networks = proxy_networks(args.forwarded_allow_ips)
+    run_app = web.run_app
+
+    @functools.wraps(run_app)
+    def run_app_with_settings(app, *positional, **keywords):
+        return run_app(with_forwarded(app, networks), *positional, **keywords)
+
+    web.run_app = run_app_with_settings
+    if sys.path[0] != os.getcwd():
+        sys.path.insert(0, os.getcwd())
+    arguments = args.arguments[1:] if args.arguments[:1] == ["--"] else args.arguments
+    sys.argv = [args.module, *arguments]
+    runpy.run_module(args.module, run_name="__main__", alter_sys=True)
+
+
+def _gunicorn_worker(base):
+    """A subclass of one of aiohttp's gunicorn workers that honours forwarded_allow_ips."""
+
+    class Worker(base):
+        def load_wsgi(self):
+            super().load_wsgi()
+            self.wsgi = self._with_forwarded(self.wsgi)
+
+        def _with_forwarded(self, target):
+            networks = proxy_networks(self.cfg.forwarded_allow_ips)
+            if networks is None or not inspect.iscoroutinefunction(target):
+                return with_forwarded(target, networks)
+
+            @functools.wraps(target)
+            async def factory():
+                return with_forwarded(await target(), networks)
+
+            return factory
+
+    Worker.__name__ = Worker.__qualname__ = base.__name__
+    return Worker
+
+
+@functools.lru_cache(maxsize=None)
+def __getattr__(name):
+    # The worker classes, made when gunicorn asks for them (they need gunicorn and aiohttp).
+    if name in ("GunicornWebWorker", "GunicornUVLoopWebWorker"):
+        from aiohttp import worker
+
+        return _gunicorn_worker(getattr(worker, name))
+    raise AttributeError(name)
+
+
+def forwarded_option(command):
+    command.add_argument(
+        "--forwarded-allow-ips", default="", help="proxies whose X-Forwarded-* headers are believed (comma-separated)"
+    )
+
+
 def parser():
     top = argparse.ArgumentParser(prog="aiodeploy_run", description=__doc__.split("\n\n", maxsplit=1)[0])
     top.add_argument("--env-file", help="JSON object of environment variables to set first")
+    top.add_argument("--open-files-limit", type=int, default=0, help="raise the limit of open files to this first")
     commands = top.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("exec", help="run a program with the environment")
     run.add_argument("argv", nargs=argparse.REMAINDER, help="-- then the program and its arguments")
+
+    module = commands.add_parser("module", help="run a module as python -m does, in this process")
+    forwarded_option(module)  # before the module: what follows it is the module's
+    module.add_argument("module", help="the module to run as __main__")
+    module.add_argument("arguments", nargs=argparse.REMAINDER, help="-- then the module's arguments")
 
     app = commands.add_parser("serve", help="run an application object or factory with web.run_app")
     app.add_argument("app", help="module:app or module:factory")
@@ -159,6 +323,7 @@ def parser():
     app.add_argument("--shutdown-timeout", type=float, default=60.0)
     app.add_argument("--backlog", type=int, default=128)
     app.add_argument("--uvloop", action="store_true", help="run on uvloop's event loop")
+    forwarded_option(app)
     return top
 
 
@@ -166,12 +331,17 @@ def main(argv=None):
     args = parser().parse_args(argv)
     if args.env_file:
         load_environment(args.env_file)
+    if args.open_files_limit:
+        raise_open_files_limit(args.open_files_limit)
     if args.command == "exec":
         program = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
         if not program:
             raise SystemExit("exec: give the program to run after --")
         os.execvp(program[0], program)
-    serve(args)
+    if args.command == "module":
+        run_module(args)
+    else:
+        serve(args)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
-from testinfra_helpers import curl, load_summary
+from testinfra_helpers import client_seen, curl, load_summary
 
 APPS = Path(__file__).resolve().parents[2] / "shared" / "apps"
 SECRETS = json.loads((APPS / "team_secrets.json").read_text())
@@ -109,7 +109,8 @@ def test_guide_gunicorn_app_answers_through_its_topology(host, app):
 def test_gunicorn_runs_the_guide_app_with_the_worker_for_the_loop(host, uvloop):
     config = host.file("/etc/gunicornapp/gunicorn.conf.py").content_string
     assert 'wsgi_app = "my_app_module:my_web_app"' in config
-    worker = "aiohttp.GunicornUVLoopWebWorker" if uvloop else "aiohttp.GunicornWebWorker"
+    # aiohttp's worker, as the launcher extends it to believe the proxy's forwarded headers.
+    worker = "aiodeploy_run.GunicornUVLoopWebWorker" if uvloop else "aiodeploy_run.GunicornWebWorker"
     assert f'worker_class = "{worker}"' in config
     log = host.check_output("journalctl -u gunicornapp.service -o cat --no-pager")
     assert f"Using worker: {worker}" in log
@@ -210,3 +211,19 @@ def test_a_host_option_the_script_does_not_take_fails_the_release_check(host):
     assert "still serves the previous release" in deploy["output"], deploy["output"]
     assert host.file("/root/guidetcp-after").content_string == host.file("/root/guidetcp-before").content_string
     assert status_and_body(host, GUIDE_SCRIPT["guidetcp"][1]) == (404, NOT_FOUND)
+
+
+@pytest.mark.parametrize("app", ["team", "teamg"])
+def test_team_app_sees_the_client_behind_nginx_and_not_what_it_claims(host, app):
+    """From 127.0.0.7, claiming to be 203.0.113.9 over https: the app sees 127.0.0.7 and the real scheme."""
+    url = TEAM[app][1] + "public/client"
+    seen = client_seen(host, url, "127.0.0.7", "--cacert", "/root/test-ca.crt")
+    assert seen["remote"] == "127.0.0.7"
+    assert seen["scheme"] == url.split(":", 1)[0]
+    assert seen["host"] == url.split("/")[2]
+
+
+def test_standalone_app_believes_no_forwarded_header(host):
+    """No proxy in front: a client's X-Forwarded-* headers are its own words."""
+    url = TEAM["teamstd"][1] + "public/client"
+    assert client_seen(host, url, "127.0.0.7") == {"remote": "127.0.0.7", "scheme": "http", "host": "127.0.0.1:9401"}

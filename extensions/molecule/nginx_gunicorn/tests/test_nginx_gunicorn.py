@@ -4,7 +4,7 @@ import json
 import re
 
 import pytest
-from testinfra_helpers import APP, TEST_CA, curl, load_summary, upload_10mib, websocket_echo
+from testinfra_helpers import APP, TEST_CA, client_seen, curl, nginx_worker_pids, open_files_allowed, open_files_limits, load_summary, upload_10mib, websocket_echo
 
 SOCKET = f"/run/{APP}/gunicorn.sock"
 KEY = f"/etc/nginx/tls/{APP}.key"
@@ -17,7 +17,7 @@ def settings(host):
     uvloop = bool(variables.get("aiohttp_app_uvloop", False))
     return {
         "app": variables["aiohttp_app_object"],
-        "worker": "aiohttp.GunicornUVLoopWebWorker" if uvloop else "aiohttp.GunicornWebWorker",
+        "worker": "aiodeploy_run.GunicornUVLoopWebWorker" if uvloop else "aiodeploy_run.GunicornWebWorker",
     }
 
 
@@ -52,7 +52,7 @@ def test_master_runs_the_configured_app_and_worker_class(host, settings):
 
 def test_uvloop_installed_only_for_the_uvloop_worker(host, settings):
     has_uvloop = host.run(f"/srv/{APP}/current/venv/bin/python -c 'import uvloop'").rc == 0
-    assert has_uvloop == (settings["worker"] == "aiohttp.GunicornUVLoopWebWorker")
+    assert has_uvloop == (settings["worker"] == "aiodeploy_run.GunicornUVLoopWebWorker")
 
 
 def test_systemd_owns_the_socket_and_lets_only_nginx_in(host):
@@ -61,6 +61,16 @@ def test_systemd_owns_the_socket_and_lets_only_nginx_in(host):
     assert (sock.user, sock.group, sock.mode) == (APP, "www-data", 0o660)
     assert curl(host, "http://app/health", "--unix-socket", SOCKET, user="www-data").rc == 0
     assert curl(host, "http://app/health", "--unix-socket", SOCKET, user="nobody").rc != 0
+
+
+def test_nginx_and_gunicorn_may_hold_many_connections(host):
+    for pid in nginx_worker_pids(host):
+        assert open_files_limits(host, pid)[0] == open_files_allowed(host, 9216)
+    master = master_pid(host)
+    workers = [int(pid) for pid in host.check_output(f"ps -o pid= --ppid {master}").split()]
+    assert workers
+    for pid in [master, *workers]:
+        assert open_files_limits(host, pid) == (open_files_allowed(host, 65536),) * 2
 
 
 def test_keepalive_stays_above_nginx(host):
@@ -87,6 +97,11 @@ def test_https_answers_through_nginx_over_http2(host):
     body, version = out.stdout.rsplit("\n", 1)
     assert body.startswith("Hello from aiohttp_example")
     assert version == "2"
+
+
+def test_app_sees_the_real_client_and_https_whatever_the_client_claims(host):
+    seen = client_seen(host, "https://127.0.0.1/client", "127.0.0.7", "--cacert", TEST_CA)
+    assert seen == {"remote": "127.0.0.7", "scheme": "https", "host": "127.0.0.1"}
 
 
 def test_http_redirects_to_https_keeping_path_and_query(host):
@@ -184,3 +199,73 @@ def test_no_request_failed_during_the_new_version_deploy(host):
     assert load["stopped_by"] == "stop-file", load
     assert load["requests"] >= 200, load
     assert load["failed"] == 0, load
+
+
+def test_a_certificate_nginx_refuses_fails_the_deploy_and_leaves_everything_as_it_was(host):
+    """Version 2 had been switched to and rolled out when nginx refused the certificate: the play's rescue put
+    version 1 back, and nginx kept the previous certificate and key, on disk and on the wire."""
+    failed = json.loads(host.file("/root/weak-certificate-deploy.json").content_string)
+    output = re.sub(r"\x1b\[[0-9;]*m", "", failed["output"])
+    assert failed["rc"] != 0
+    assert "nginx rejected the new configuration, the previous one is kept" in output, output
+    assert "key too small" in output, output
+    assert re.search(r"Release \S+ and the environment from before this run serve again", output), output
+
+    def recorded(name, record_as):
+        return host.file(f"/root/{name}-{record_as}").content_string
+
+    assert recorded("tls", "after-weak") == recorded("tls", "before-weak")
+    assert recorded("release", "after-weak") == recorded("release", "before-weak")
+    assert recorded("page", "after-weak").split(" (pid")[0] == "Hello from aiohttp_example"
+    # The rescue restarted gunicorn's workers onto version 1 (version 2's had been serving).
+    assert recorded("gunicorn", "after-weak").split()[1:] != recorded("gunicorn", "before-weak").split()[1:]
+    assert not host.file(f"/srv/{APP}/.restart-pending").exists
+
+
+@pytest.mark.parametrize(("client_order", "chosen"), [
+    # The server's order: AES-128-GCM before AES-256-GCM, whatever the client prefers ...
+    ("ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES128-GCM-SHA256"),
+    # ... but a client that puts ChaCha20 first (no AES hardware) gets it.
+    ("ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305"),
+])
+def test_server_cipher_order_with_chacha20_for_clients_that_prefer_it(host, client_order, chosen):
+    out = host.check_output(f"openssl s_client -connect 127.0.0.1:443 -tls1_2 -cipher {client_order} -CAfile {TEST_CA} </dev/null 2>/dev/null")
+    assert f"Cipher is {chosen}" in out, out
+
+
+def test_ocsp_answer_is_stapled_when_the_certificate_names_a_responder(host):
+    """gunicorn-1's certificate names the local CA's responder; gunicorn-2's names none."""
+    names_responder = host.ansible.get_variables().get("nginx_tls_certificate_file", "").endswith("/ocsp.crt")
+    site = host.file(f"/etc/nginx/conf.d/{APP}.conf")
+    assert site.contains("ssl_stapling on;") == names_responder
+    if not names_responder:
+        return
+    # nginx asks the responder on the first handshake and staples the answer to the next ones.
+    status = host.run(
+        f"for i in $(seq 10); do out=$(openssl s_client -connect 127.0.0.1:443 -status -CAfile {TEST_CA} </dev/null 2>&1); "
+        "case $out in *'OCSP Response Status: successful'*) echo \"$out\"; exit 0;; esac; sleep 1; done; echo \"$out\"; exit 1"
+    )
+    assert status.rc == 0, status.stdout
+    assert "Cert Status: good" in status.stdout
+    assert "Verify return code: 0 (ok)" in status.stdout
+
+
+# What testssl.sh may report at MEDIUM or worse, and why: the test certificate comes from a local CA with no
+# revocation information (no CRL distribution point, no OCSP responder), which a public CA's certificate has.
+ALLOWED_TESTSSL_FINDINGS = {"cert_revocation"}
+
+
+def test_testssl_finds_nothing_medium_or_worse(host):
+    """testssl.sh (the distribution's) audits the deployed site from inside the host, trusting the local CA."""
+    out = host.run(
+        f"rm -f /root/testssl.json; timeout 300 testssl --quiet --warnings off --color 0 --add-ca {TEST_CA} "
+        "--jsonfile /root/testssl.json 127.0.0.1:443"
+    )
+    assert host.file("/root/testssl.json").exists, out.stdout + out.stderr
+    findings = {f["id"]: f for f in json.loads(host.file("/root/testssl.json").content_string)}
+    serious = {name: f"{f['severity']}: {f['finding']}" for name, f in findings.items()
+               if f["severity"] in ("MEDIUM", "HIGH", "CRITICAL") and name not in ALLOWED_TESTSSL_FINDINGS}
+    assert not serious, serious
+    # It audited this site: the chain of the local CA's certificate checked out, and TLS 1.3 was offered.
+    assert findings["cert_chain_of_trust"]["finding"].startswith("passed"), findings["cert_chain_of_trust"]
+    assert findings["TLS1_3"]["finding"].startswith("offered"), findings["TLS1_3"]

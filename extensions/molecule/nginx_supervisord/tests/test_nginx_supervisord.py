@@ -6,7 +6,7 @@ import shlex
 import time
 
 import pytest
-from testinfra_helpers import APP, curl, load_summary, health_pids, upload_10mib, websocket_echo
+from testinfra_helpers import APP, client_seen, curl, nginx_worker_pids, open_files_allowed, open_files_limits, load_summary, health_pids, upload_10mib, websocket_echo
 
 SOCKET_DIR = f"/run/{APP}"
 
@@ -95,6 +95,22 @@ def test_root_answers_through_nginx(host):
     assert out.stdout.startswith("Hello from aiohttp_example")
 
 
+def test_app_sees_the_real_client_whatever_the_client_claims(host):
+    """The example runs as the guide's script: the launcher gives its run_app the forwarded-headers setting."""
+    seen = client_seen(host, "http://127.0.0.1/client", "127.0.0.7")
+    assert seen == {"remote": "127.0.0.7", "scheme": "http", "host": "127.0.0.1"}
+
+
+def test_nginx_and_every_process_may_hold_many_connections(host):
+    """nginx: 4096 connections a worker, 2 files each plus 1024. The processes: the launcher raised its limit
+    to aiohttp_app_open_files_limit, within the hard limit supervisord gave them."""
+    assert host.file("/etc/nginx/nginx.conf").contains("^\\s*worker_connections 4096;$")
+    for pid in nginx_worker_pids(host):
+        assert open_files_limits(host, pid)[0] == open_files_allowed(host, 9216)
+    for pid in supervised_pids(host).values():
+        assert open_files_limits(host, pid)[0] == open_files_allowed(host, 65536)
+
+
 def test_new_version_restarted_every_process_and_not_supervisord(host):
     """side_effect.yml recorded the pids before version 2; the rollback restarted them once more."""
     before = host.file("/root/supervisord-before").content_string
@@ -142,6 +158,24 @@ def test_release_failing_in_the_pool_was_rolled_back_on_every_process(host, pool
     status = host.file("/root/supervisord-after-pool-broken").content_string
     assert len(re.findall(r"^demo:demo_\d+\s+RUNNING", status, re.M)) == pool_size, status
     assert not host.file(f"/srv/{APP}/.restart-pending").exists
+
+
+def test_a_failure_after_the_switch_puts_the_previous_release_back_on_every_process(host, pool_size):
+    """Version 3 was current and rolled out when nginx refused its new site: the play's rescue made version 2
+    current again and restarted every process onto it, under load (test_no_request_failed_... covers it)."""
+    failed = json.loads(host.file("/root/post-switch-deploy.json").content_string)
+    output = re.sub(r"\x1b\[[0-9;]*m", "", failed["output"])
+    assert failed["rc"] != 0
+    assert "nginx rejected the new configuration, the previous one is kept" in output, output
+    v2 = host.file("/root/release-v2").content_string.strip()
+    assert f"Release {v2.split('/')[-1]} and the environment from before this run serve again" in output, output
+    assert host.file("/root/release-after-post-switch").content_string.strip() == v2
+    pages = host.file("/root/pages-after-post-switch").content_string.split("Hello from")[1:]
+    assert len(pages) == 8 and {page.split(" (pid")[0] for page in pages} == {" aiohttp_example v2"}, pages
+    status = host.file("/root/supervisord-after-post-switch").content_string
+    assert len(re.findall(r"^demo:demo_\d+\s+RUNNING", status, re.M)) == pool_size, status
+    # nginx kept its previous site: no header of version 3's.
+    assert "x-deployed" not in host.file("/root/headers-after-post-switch").content_string.lower()
 
 
 def test_rollback_serves_the_first_version_again(host, pool_size):

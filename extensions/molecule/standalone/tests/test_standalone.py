@@ -3,7 +3,7 @@
 import time
 
 import pytest
-from testinfra_helpers import APP, curl, websocket_echo
+from testinfra_helpers import APP, curl, open_files_allowed, open_files_limits, websocket_echo
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +104,12 @@ def test_unit_is_sandboxed(host, ports):
     report = host.check_output(f"systemd-analyze security --no-pager {unit}.service")
     exposure = float(report.rsplit("Overall exposure level for", 1)[1].split(":")[1].split()[0])
     assert exposure < 2.5, report
+
+
+def test_each_instance_may_hold_many_connections(host, ports):
+    for port in ports:
+        pid = int(host.check_output(f"systemctl show -p MainPID --value {APP}@{port}"))
+        assert open_files_limits(host, pid) == (open_files_allowed(host, 65536),) * 2
 
 
 def test_stop_timeout_covers_the_shutdown_timeout(host, ports):

@@ -36,6 +36,11 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
+async def client(request: web.Request) -> web.Response:
+    """Who the client is, as the app sees it: behind a proxy, the proxy's forwarded headers decide."""
+    return web.json_response({"remote": request.remote, "scheme": request.scheme, "host": request.host})
+
+
 async def upload(request: web.Request) -> web.Response:
     """Read the body in chunks and answer with its size and SHA-256."""
     digest = hashlib.sha256()
@@ -61,6 +66,7 @@ def make_app() -> web.Application:
     app = web.Application(client_max_size=MAX_UPLOAD)
     app.router.add_get("/", index)
     app.router.add_get("/health", health)
+    app.router.add_get("/client", client)
     app.router.add_post("/upload", upload)
     app.router.add_get("/ws", websocket_echo)
     static_dir = os.environ.get("AIOHTTP_STATIC_DIR", "")

@@ -35,6 +35,11 @@ async def public(request):
     return web.Response(text="public page\n")
 
 
+async def client(request):
+    """The client's address and scheme, as the audit log records them."""
+    return web.json_response({"remote": request.remote, "scheme": request.scheme, "host": request.host})
+
+
 async def init_app():
     missing = [name for name in ("TEAM_TOKEN", "TEAM_DB_PASSWORD") if not os.environ.get(name)]
     if missing:
@@ -46,4 +51,5 @@ async def init_app():
     app.router.add_get("/", index)
     app.router.add_get("/secret", secret)
     app.router.add_get("/public", public)
+    app.router.add_get("/public/client", client)
     return app
