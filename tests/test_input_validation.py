@@ -97,6 +97,7 @@ CASES = [
     ({"aiohttp_app_forwarded_allow_ips": ["proxy.internal"]}, "aiohttp_app_forwarded_allow_ips must list addresses"),
     ({"aiohttp_app_open_files_limit": 100}, "aiohttp_app_open_files_limit must be 1024 to 1048576"),
     ({"nginx_worker_connections": 10}, "nginx_worker_connections must be 512 to 65536"),
+    ({"nginx_listen_address": "[::1]"}, "nginx_listen_address must be an IPv4 or IPv6 address without brackets"),
     ({"nginx_client_header_timeout": 0}, "nginx_client_header_timeout, nginx_client_body_timeout and nginx_send_timeout must be 1 s or more"),
 ]
 GUNICORN_CASES = [

@@ -227,3 +227,10 @@ def test_standalone_app_believes_no_forwarded_header(host):
     """No proxy in front: a client's X-Forwarded-* headers are its own words."""
     url = TEAM["teamstd"][1] + "public/client"
     assert client_seen(host, url, "127.0.0.7") == {"remote": "127.0.0.7", "scheme": "http", "host": "127.0.0.1:9401"}
+
+
+def test_a_site_given_one_address_listens_there_only(host):
+    """The guide site listens on 127.0.0.1 (nginx_listen_address); the team's site on every interface."""
+    listening = host.check_output("ss -Hltn").split("\n")
+    assert [line.split()[3] for line in listening if line.split()[3].endswith(":8001")] == ["127.0.0.1:8001"], listening
+    assert sorted(line.split()[3] for line in listening if line.split()[3].endswith(":8007")) == ["0.0.0.0:8007", "[::]:8007"], listening

@@ -4,7 +4,18 @@ import json
 import re
 
 import pytest
-from testinfra_helpers import APP, TEST_CA, client_seen, curl, nginx_worker_pids, open_files_allowed, open_files_limits, load_summary, upload_10mib, websocket_echo
+from testinfra_helpers import (
+    APP,
+    TEST_CA,
+    client_seen,
+    curl,
+    load_summary,
+    nginx_worker_pids,
+    open_files_allowed,
+    open_files_limits,
+    upload_10mib,
+    websocket_echo,
+)
 
 SOCKET = f"/run/{APP}/gunicorn.sock"
 KEY = f"/etc/nginx/tls/{APP}.key"

@@ -6,7 +6,18 @@ import shlex
 import time
 
 import pytest
-from testinfra_helpers import APP, client_seen, curl, nginx_worker_pids, open_files_allowed, open_files_limits, load_summary, health_pids, upload_10mib, websocket_echo
+from testinfra_helpers import (
+    APP,
+    client_seen,
+    curl,
+    health_pids,
+    load_summary,
+    nginx_worker_pids,
+    open_files_allowed,
+    open_files_limits,
+    upload_10mib,
+    websocket_echo,
+)
 
 SOCKET_DIR = f"/run/{APP}"
 
@@ -170,6 +181,9 @@ def test_a_failure_after_the_switch_puts_the_previous_release_back_on_every_proc
     v2 = host.file("/root/release-v2").content_string.strip()
     assert f"Release {v2.split('/')[-1]} and the environment from before this run serve again" in output, output
     assert host.file("/root/release-after-post-switch").content_string.strip() == v2
+    # Version 3 never finished a deploy: it is gone, so a rollback returns to version 1, not to it.
+    releases = host.file("/root/releases-after-post-switch").content_string.split()
+    assert releases == host.file("/root/releases-after-pool-broken").content_string.split(), releases
     pages = host.file("/root/pages-after-post-switch").content_string.split("Hello from")[1:]
     assert len(pages) == 8 and {page.split(" (pid")[0] for page in pages} == {" aiohttp_example v2"}, pages
     status = host.file("/root/supervisord-after-post-switch").content_string
