@@ -10,7 +10,7 @@ from project import ALL_ROLES, ROLES, ROOT
 # What aiohttp_app publishes: the other roles read these and no other aiohttp_app_* variable.
 PUBLISHED = {"aiohttp_app_pool", "aiohttp_app_deploy"}
 # Inputs of aiohttp_app's entry points, which the other roles pass.
-ENTRY_POINT_INPUTS = {"aiohttp_app_health_addresses", "aiohttp_app_rollout"}
+ENTRY_POINT_INPUTS = {"aiohttp_app_health_addresses", "aiohttp_app_rollout", "haproxy_server", "haproxy_server_state"}
 SHARED = ("aiodeploy_topology", "aiodeploy_preflight")
 
 
