@@ -18,7 +18,7 @@ def balancer(host):
 
 def test_requests_through_the_balancer_reach_every_app_host(balancer):
     pids = set()
-    for _ in range(8):
+    for attempt in range(8):
         out = curl(balancer, f"{LB}/health", "-f")
         assert out.rc == 0, out.stderr
         pids.add(json.loads(out.stdout)["pid"])
