@@ -79,7 +79,8 @@ def test_guide_script_got_exactly_the_guides_arguments(host):
         assert pids, app
         for pid in pids:
             args = cmdline(host, pid)
-            assert args[-3:-1] == ["-m", "aiohttp_example"], args
+            # The launcher runs the module as `python -m` would; after "--" come the script's own arguments.
+            assert args[-3:-1] == ["aiohttp_example", "--"] and args[args.index("module") + 2] == "aiohttp_example", args
             assert re.fullmatch(expected, args[-1]), args
 
 
