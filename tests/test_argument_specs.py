@@ -10,7 +10,9 @@ from project import ALL_ROLES, ROLES, ROOT
 # What aiohttp_app publishes: the other roles read these and no other aiohttp_app_* variable.
 PUBLISHED = {"aiohttp_app_pool", "aiohttp_app_deploy"}
 # Inputs of aiohttp_app's entry points, which the other roles pass.
-ENTRY_POINT_INPUTS = {"aiohttp_app_health_addresses", "aiohttp_app_rollout", "haproxy_server", "haproxy_server_state"}
+ENTRY_POINT_INPUTS = {"aiohttp_app_health_addresses", "aiohttp_app_rollout", "haproxy_balancer", "haproxy_server", "haproxy_server_state",
+                      "nginx_balancer", "nginx_upstream_server", "nginx_upstream_server_state", "nginx_upstream_health_path",
+                      "nginx_upstream_health_host"}
 SHARED = ("aiodeploy_topology", "aiodeploy_preflight")
 
 

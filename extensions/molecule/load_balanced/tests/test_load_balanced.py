@@ -1,48 +1,168 @@
-"""One balancer in front of two app hosts, each bound to its own loopback address."""
+"""Two balancers, HAProxy (lb-1) and nginx with TLS (lb-2), in front of three app hosts running the team's app, each
+bound to its own loopback address; checked after side_effect.yml's rolling deploys, drain and faults."""
 
+import datetime
 import json
+import re
 
 import pytest
-from testinfra_helpers import curl, load_summary
+from testinfra_helpers import TEST_CA, client_seen, curl, load_summary
 
-LB = "http://127.0.0.10:8080"
-APP_HOSTS = {"app-1": "127.0.0.11", "app-2": "127.0.0.12"}
+HAPROXY = "http://127.0.0.10:8080"
+NGINX = "https://localhost:8443"
+NGINX_TLS = ("--resolve", "localhost:8443:127.0.0.20", "--cacert", TEST_CA)
+APP_HOSTS = {"app-1": "127.0.0.11", "app-2": "127.0.0.12", "app-3": "127.0.0.13"}
+# After version 3 stopped at app-2: the first host serves it, the others version 2.
+PAGE_AFTER_V3 = {"app-1": "public page v3", "app-2": "public page v2", "app-3": "public page v2"}
+LOADS = ["deploy", "drain", "v3", "outage", "reload"]
+ACCESS_LOG = "/var/log/nginx/team.access.log"
+
+
+def hostname(host):
+    return host.backend.get_hostname()
 
 
 @pytest.fixture(scope="module")
-def balancer(host):
-    if not host.backend.get_hostname().startswith("lb"):
-        pytest.skip("checked from the balancer")
+def lb(host):
+    if hostname(host) != "lb-1":
+        pytest.skip("the loads run on lb-1")
     return host
 
 
-def test_requests_through_the_balancer_reach_every_app_host(balancer):
-    pids = set()
-    for attempt in range(8):
-        out = curl(balancer, f"{LB}/health", "-f")
-        assert out.rc == 0, out.stderr
-        pids.add(json.loads(out.stdout)["pid"])
-    # Two processes on each of the two hosts (their pids may collide across containers, never all of them).
-    assert len(pids) >= 3, pids
+@pytest.fixture(scope="module")
+def app_host(host):
+    if not hostname(host).startswith("app-"):
+        pytest.skip("an app host's check")
+    return host
 
 
-@pytest.mark.parametrize("app_host", sorted(APP_HOSTS))
-def test_every_app_host_serves_version_2(balancer, app_host):
-    out = curl(balancer, f"http://{APP_HOSTS[app_host]}:8080/", "-f")
-    assert out.stdout.startswith("Hello from aiohttp_example v2"), out.stdout
+def access_log(host, marker):
+    """Seconds since the epoch of each request whose URL has `marker`, from the host's nginx access log."""
+    times = []
+    for line in host.file(ACCESS_LOG).content_string.splitlines():
+        if marker in line:
+            stamp = re.search(r"\[([^\]]+)\]", line).group(1)
+            times.append(datetime.datetime.strptime(stamp, "%d/%b/%Y:%H:%M:%S %z").timestamp())
+    return times
 
 
-def test_no_request_failed_during_the_rolling_deploy(balancer):
-    load = load_summary(balancer, "/root/deploy-load.json")
-    assert load["stopped_by"] == "stop-file", load
-    assert load["requests"] >= 100 and load["failed"] == 0, load
+@pytest.mark.parametrize("balancer", ["haproxy", "nginx"])
+@pytest.mark.parametrize("load", LOADS)
+def test_no_request_failed(lb, load, balancer):
+    summary = load_summary(lb, f"/root/{load}-{balancer}.json")
+    assert summary["stopped_by"] == "stop-file", summary
+    assert summary["requests"] >= 100 and summary["failed"] == 0, summary
 
 
-def test_the_runtime_api_is_for_root_and_the_haproxy_group(balancer):
-    sock = balancer.file("/run/haproxy/admin.sock")
+def test_haproxy_reloads_close_no_idle_connection_under_a_client(lb):
+    # HAProxy 3.0 (Debian 13) with idle-close-on-response: the old process answers `Connection: close` instead.
+    # nginx closes its idle connections on a reload, and the load generator sends such a GET again (RFC 9112).
+    summary = load_summary(lb, "/root/reload-haproxy.json")
+    assert summary["keepalive_retries"] == 0, summary
+
+
+@pytest.mark.parametrize("balancer", ["haproxy", "nginx"])
+def test_every_app_host_took_requests_from_both_balancers_during_the_rolling_deploy(app_host, balancer):
+    assert access_log(app_host, f"load=deploy-{balancer}")
+
+
+def test_app_hosts_serve_what_the_stopped_rollout_left(app_host):
+    name = hostname(app_host)
+    out = curl(app_host, f"http://{APP_HOSTS[name]}:8080/public", "-f")
+    assert out.stdout.strip() == PAGE_AFTER_V3[name]
+    assert app_host.file("/root/public-after-v3").content_string.strip() == PAGE_AFTER_V3[name]
+
+
+def test_the_failed_rollout_names_the_host_and_the_reason(host):
+    if hostname(host) != "app-2":
+        pytest.skip("version 3 failed on app-2")
+    deploy = json.loads(host.file("/root/v3-deploy.json").content_string)
+    assert deploy["rc"] != 0
+    assert re.search(r"fatal: \[app-2\]", deploy["output"]), deploy["output"][-3000:]
+    assert "version 3 cannot start on this host" in deploy["output"], deploy["output"][-3000:]
+
+
+@pytest.mark.parametrize("balancer", ["haproxy", "nginx"])
+def test_requests_through_each_balancer_reach_every_app_host(lb, balancer):
+    url = f"{HAPROXY}/public" if balancer == "haproxy" else f"{NGINX}/public"
+    args = ("-f",) if balancer == "haproxy" else ("-f", *NGINX_TLS)
+    pages = {curl(lb, url, *args).stdout.strip() for attempt in range(12)}
+    assert pages == {"public page v2", "public page v3"}, pages
+
+
+def test_drained_host_took_no_request_until_put_back(host):
+    if hostname(host) != "app-1":
+        pytest.skip("app-1 was drained")
+    drained = int(host.file("/root/drained-at").content_string)
+    undrained = int(host.file("/root/undrained-at").content_string)
+    times = access_log(host, "load=drain-")
+    assert [t for t in times if t < drained], "the load never reached app-1 before the drain"
+    assert not [t for t in times if drained < t < undrained], "requests reached app-1 while it was drained"
+    assert [t for t in times if t > undrained], "app-1 took no request after it was put back"
+
+
+@pytest.mark.parametrize("balancer", ["haproxy", "nginx"])
+def test_a_host_whose_nginx_stopped_returns_to_rotation(host, balancer):
+    if hostname(host) != "app-2":
+        pytest.skip("app-2's nginx was stopped")
+    restarted = int(host.file("/root/nginx-restarted-at").content_string)
+    assert [t for t in access_log(host, f"load=outage-{balancer}") if t > restarted]
+
+
+def test_migrations_ran_once_per_release_on_the_first_host_only(app_host):
+    log = app_host.file("/tmp/teamapp-migrations.log")
+    if hostname(app_host) != "app-1":
+        assert not log.exists
+        return
+    runs = [line.split() for line in log.content_string.splitlines()]
+    # Versions 1, 2 and 3 each ran them once, from the new release, with its virtualenv.
+    assert len(runs) == 3, runs
+    assert len({cwd for stamp, cwd, prefix in runs}) == 3
+    for stamp, cwd, prefix in runs:
+        assert re.fullmatch(r"/srv/team/releases/[^/]+/app", cwd), cwd
+        assert prefix == cwd.removesuffix("/app") + "/venv", prefix
+    assert runs[-1][1] == app_host.check_output("readlink -f /srv/team/current") + "/app"
+
+
+@pytest.mark.parametrize("balancer", ["haproxy", "nginx"])
+def test_the_app_sees_the_client_through_both_proxies(lb, balancer):
+    url, args = (f"{HAPROXY}/public/client", ()) if balancer == "haproxy" else (f"{NGINX}/public/client", NGINX_TLS)
+    seen = client_seen(lb, url, "127.0.0.99", *args)
+    assert seen["remote"] == "127.0.0.99", seen
+    assert seen["scheme"] == ("http" if balancer == "haproxy" else "https"), seen
+    assert seen["host"] != "evil.test", seen
+
+
+def test_haproxy_kept_its_configuration_and_process_when_it_rejected_a_new_one(lb):
+    deploy = json.loads(lb.file("/root/haproxy-rejected-deploy.json").content_string)
+    assert deploy["rc"] != 0
+    assert "HAProxy rejected the new configuration, the previous one is kept" in deploy["output"], deploy["output"][-3000:]
+    assert lb.file("/root/haproxy-after").content_string == lb.file("/root/haproxy-before").content_string
+    assert "app-1.invalid" not in lb.file("/etc/haproxy/haproxy.cfg").content_string
+
+
+def test_nginx_balancer_lists_every_app_host_and_none_is_left_down(host):
+    if hostname(host) != "lb-2":
+        pytest.skip("lb-2 runs nginx")
+    site = host.file("/etc/nginx/conf.d/balancer.conf").content_string
+    servers = re.findall(r"^\s*server (\S+) ([^;]*);", site, re.M)
+    assert sorted(address for address, options in servers) == sorted(f"{a}:8080" for a in APP_HOSTS.values())
+    assert not [options for address, options in servers if "down" in options], servers
+    assert "max_fails=2 fail_timeout=10" in site
+
+
+def test_the_runtime_api_is_for_root_and_the_haproxy_group(lb):
+    sock = lb.file("/run/haproxy/admin.sock")
     assert (sock.user, sock.group, sock.mode) == ("root", "haproxy", 0o660)
 
 
-def test_prometheus_exporter_on_loopback(balancer):
-    out = curl(balancer, "http://127.0.0.1:8405/metrics", "-f")
+def test_prometheus_exporter_on_loopback(lb):
+    out = curl(lb, "http://127.0.0.1:8405/metrics", "-f")
     assert "haproxy_backend_active_servers" in out.stdout
+
+
+def test_app_hosts_listen_on_their_own_address_only(app_host):
+    # The hosts share one network namespace; ss names the process only for the host's own sockets.
+    address = APP_HOSTS[hostname(app_host)]
+    own = [line for line in app_host.check_output("ss -Htlnp").splitlines() if '"nginx"' in line]
+    assert {line.split()[3] for line in own} == {f"{address}:8080"}, own
