@@ -98,7 +98,7 @@ def test_guide_script_on_tcp_listens_on_every_interface_as_asked(host):
         assert host.socket(f"tcp://0.0.0.0:{port}").is_listening
         assert host.socket(f"tcp://:::{port}").is_listening
     upstream = host.file("/etc/nginx/conf.d/guidetcp.conf").content_string
-    assert re.findall(r"server (\S+) fail_timeout", upstream) == ["127.0.0.1:9101", "127.0.0.1:9102"]
+    assert re.findall(r"^\s+server (\S+) max_fails=", upstream, re.M) == ["127.0.0.1:9101", "127.0.0.1:9102"]
 
 
 @pytest.mark.parametrize("app", sorted(GUIDE_GUNICORN_FORMS))

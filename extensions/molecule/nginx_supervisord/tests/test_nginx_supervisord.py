@@ -45,7 +45,7 @@ def test_distribution_default_site_is_gone(host):
 
 def test_upstream_lists_every_socket_with_keepalive(host, pool_size):
     site = host.file(f"/etc/nginx/conf.d/{APP}.conf").content_string
-    servers = re.findall(r"^\s*server unix:(\S+) fail_timeout=0;", site, re.M)
+    servers = re.findall(r"^\s*server unix:(\S+) max_fails=1 fail_timeout=0;", site, re.M)
     assert servers == [f"{SOCKET_DIR}/{APP}_{n}.sock" for n in range(1, pool_size + 1)]
     assert re.search(r"^\s*keepalive \d+;", site, re.M)
 
