@@ -46,6 +46,8 @@ BASE = {
     "nginx_supervisord": {},
     "nginx_gunicorn": {"nginx_tls_certificate_source": "selfsigned", "aiohttp_app_object": "aiohttp_example:app"},
     "standalone": {},
+    # The balancer's play fails first; the app hosts' play never starts.
+    "load_balanced": {"aiodeploy_lb_hosts": "all", "aiodeploy_app_hosts": "all", "haproxy_tls": True},
 }
 
 CASES = [
@@ -126,10 +128,20 @@ STANDALONE_CASES = [
     ({"aiohttp_app_bind": "unix"}, "aiohttp_app_bind must be tcp in the standalone topology"),
     ({"systemd_pool_umask": "9"}, "systemd_pool_umask must be octal"),
 ]
+HAPROXY_CASES = [
+    ({"haproxy_tls_certificate_source": ""}, "haproxy_tls is on but haproxy_tls_certificate_source is ''"),
+    ({"haproxy_tls_certificate_source": "files", "haproxy_tls_certificate_file": GOOD_TLS["nginx_tls_certificate_file"],
+      "haproxy_tls_key_file": OTHER_NAME_TLS["nginx_tls_key_file"]},
+     "haproxy_tls_certificate_file and haproxy_tls_key_file are not a pair"),
+    ({"haproxy_tls_certificate_source": "content", "haproxy_tls_certificate": (CERTS / "expired.crt").read_text(),
+      "haproxy_tls_key": (CERTS / "expired.key").read_text()},
+     "haproxy_tls_certificate expired on"),
+]
 ALL_CASES = (
     [("nginx_supervisord", *case) for case in CASES]
     + [("nginx_gunicorn", *case) for case in GUNICORN_CASES]
     + [("standalone", *case) for case in STANDALONE_CASES]
+    + [("load_balanced", *case) for case in HAPROXY_CASES]
 )
 
 
@@ -165,7 +177,7 @@ def test_a_bad_environment_names_the_key_and_never_shows_a_value(installed_colle
 
 def test_host_was_left_untouched(installed_collection, blank_host):
     # Runs after the cases above (same module, file order).
-    checks = ("! id demo && ! test -e /srv/demo && ! test -e /etc/nginx && ! test -e /etc/supervisor"
+    checks = ("! id demo && ! test -e /srv/demo && ! test -e /etc/nginx && ! test -e /etc/supervisor && ! test -e /etc/haproxy"
               " && ! test -e /etc/systemd/system/demo.service && ! ls /etc/systemd/system/demo@* 2>/dev/null")
     result = subprocess.run(["docker", "exec", blank_host, "sh", "-c", checks], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -11,6 +11,8 @@ from testinfra_helpers import TEST_CA, client_seen, curl, load_summary
 HAPROXY = "http://127.0.0.10:8080"
 NGINX = "https://localhost:8443"
 NGINX_TLS = ("--resolve", "localhost:8443:127.0.0.20", "--cacert", TEST_CA)
+HAPROXY_TLS_URL = "https://localhost:8443"
+HAPROXY_TLS = ("--resolve", "localhost:8443:127.0.0.10", "--cacert", TEST_CA)
 APP_HOSTS = {"app-1": "127.0.0.11", "app-2": "127.0.0.12", "app-3": "127.0.0.13"}
 # After version 3 stopped at app-2: the first host serves it, the others version 2.
 PAGE_AFTER_V3 = {"app-1": "public page v3", "app-2": "public page v2", "app-3": "public page v2"}
@@ -166,3 +168,23 @@ def test_app_hosts_listen_on_their_own_address_only(app_host):
     address = APP_HOSTS[hostname(app_host)]
     own = [line for line in app_host.check_output("ss -Htlnp").splitlines() if '"nginx"' in line]
     assert {line.split()[3] for line in own} == {f"{address}:8080"}, own
+
+
+def test_haproxy_ends_tls_with_the_local_ca_certificate_over_http2(lb):
+    out = curl(lb, f"{HAPROXY_TLS_URL}/public", "-f", "--http2", "-w", " %{http_version}", *HAPROXY_TLS)
+    assert out.rc == 0, out.stderr
+    page, version = out.stdout.rsplit(" ", 1)
+    assert page.strip() in ("public page v2", "public page v3") and version == "2", out.stdout
+    seen = client_seen(lb, f"{HAPROXY_TLS_URL}/public/client", "127.0.0.99", *HAPROXY_TLS)
+    assert (seen["remote"], seen["scheme"]) == ("127.0.0.99", "https"), seen
+
+
+@pytest.mark.parametrize("protocol,accepted", [("-tls1_1", False), ("-tls1_2", True), ("-tls1_3", True)])
+def test_haproxy_offers_the_collections_tls_protocols(lb, protocol, accepted):
+    out = lb.run(f"openssl s_client -connect 127.0.0.10:8443 -servername localhost {protocol} -CAfile {TEST_CA} </dev/null")
+    assert (out.rc == 0 and "Verify return code: 0 (ok)" in out.stdout) == accepted, out.stdout[-2000:] + out.stderr[-500:]
+
+
+def test_haproxy_keeps_its_key_to_root(lb):
+    pem = lb.file("/etc/haproxy/tls/site.pem")
+    assert (pem.user, pem.group, pem.mode) == ("root", "root", 0o600)
