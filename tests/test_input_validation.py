@@ -128,7 +128,9 @@ STANDALONE_CASES = [
     ({"aiohttp_app_bind": "unix"}, "aiohttp_app_bind must be tcp in the standalone topology"),
     ({"systemd_pool_umask": "9"}, "systemd_pool_umask must be octal"),
 ]
-HAPROXY_CASES = [
+LOAD_BALANCED_CASES = [
+    ({"aiodeploy_batch": "half"}, "aiodeploy_batch must be a number of app hosts or a percentage of them"),
+    ({"aiodeploy_batch": "0"}, "aiodeploy_batch must be a number of app hosts or a percentage of them, 1%-100% (got '0')"),
     ({"haproxy_tls_certificate_source": ""}, "haproxy_tls is on but haproxy_tls_certificate_source is ''"),
     ({"haproxy_tls_certificate_source": "files", "haproxy_tls_certificate_file": GOOD_TLS["nginx_tls_certificate_file"],
       "haproxy_tls_key_file": OTHER_NAME_TLS["nginx_tls_key_file"]},
@@ -141,7 +143,7 @@ ALL_CASES = (
     [("nginx_supervisord", *case) for case in CASES]
     + [("nginx_gunicorn", *case) for case in GUNICORN_CASES]
     + [("standalone", *case) for case in STANDALONE_CASES]
-    + [("load_balanced", *case) for case in HAPROXY_CASES]
+    + [("load_balanced", *case) for case in LOAD_BALANCED_CASES]
 )
 
 

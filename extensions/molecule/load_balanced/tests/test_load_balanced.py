@@ -188,3 +188,12 @@ def test_haproxy_offers_the_collections_tls_protocols(lb, protocol, accepted):
 def test_haproxy_keeps_its_key_to_root(lb):
     pem = lb.file("/etc/haproxy/tls/site.pem")
     assert (pem.user, pem.group, pem.mode) == ("root", "root", 0o600)
+
+
+def test_haproxy_checks_each_app_host_at_the_apps_health_path_and_finds_it_up(lb):
+    # The inventory sets aiohttp_app_health_path (/public) on the app hosts only: the playbook hands it to HAProxy.
+    assert "http-check send meth GET uri /public " in lb.file("/etc/haproxy/haproxy.cfg").content_string
+    states = lb.check_output("echo 'show servers state app' | socat stdio unix-connect:/run/haproxy/admin.sock")
+    # srv_op_state 2 is running: the check passed.
+    servers = {fields[3]: fields[5] for fields in (line.split() for line in states.splitlines()) if len(fields) > 5 and fields[0] != "#"}
+    assert servers == {"app-1": "2", "app-2": "2", "app-3": "2"}, states
