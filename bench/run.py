@@ -1,16 +1,19 @@
-"""Measure the deployed topologies and print a table (and write JSON and a PNG plot).
+"""Measure every way the collection runs an app, side by side with references, and print tables and a plot.
 
-Each topology is deployed with its playbook into a fresh local systemd host (scripts/systemd-host.sh).
-All load runs inside that host against its own loopback address, bounded in time: wrk (Debian's) for
-throughput, bench/loadgen.py for failed requests. Per topology it reports:
+For each topology, run.py starts two fresh local systemd hosts (scripts/systemd-host.sh): one for the
+topology's playbook, one for the hand-written floor (bench/reference/nginx_supervisord.yml, the guide's nginx +
+supervisord configuration in five tasks). Everything is measured in the same run, interleaved over rounds,
+and reported as medians:
 
-  * requests/s and p99 of GET / through the stack, and the ratio to nginx's own `return 200` on the
-    same host in the same run (the proxy's ceiling; the standalone host is compared with the ceiling
-    measured on the other hosts of the run);
-  * requests/s of a static file (nginx for the proxied topologies, aiohttp's static handler standalone);
-  * failed requests among a paced load while a new release is deployed, and while one backend is
-    killed with kill -9;
-  * wall time of a fresh converge and of a no-op re-run (Ansible pipelining on).
+  * deploys, topology and floor alternating: a fresh converge, a no-op re-run, a new code release (the same
+    requirements) until the new code answers from every process, and, for the topology, a release with a
+    changed requirement; failed requests of a paced load meanwhile;
+  * throughput, inside the topology's host against its loopback address, in rounds of wrk runs: GET / through
+    the stack, the same app run by hand as one standalone process (python aiohttp_example.py --port, the
+    guide's standalone form, the reference of every ratio), nginx's own `return 200` (the proxy's ceiling), and
+    a static file from nginx against aiohttp's static handler; each with CPU per request: the host's cgroup
+    CPU during the run less wrk's own, split between nginx, the app's processes and the rest;
+  * failed requests while one backend is killed with kill -9.
 
 The load-balanced tier (`--only load_balanced`) is three hosts in the machine's network namespace, each on
 its own 127.0.0.x: HAProxy in front of two nginx + supervisord app hosts. It reports req/s through the
@@ -18,8 +21,9 @@ balancer with both app hosts and with one (the other drained), medians of altern
 time per app host of a rolling deploy under a paced load, with its failed requests.
 
     source scripts/env.sh
-    python bench/run.py                       # all topologies, 5 s per wrk run
-    python bench/run.py --only standalone --duration 10
+    python bench/run.py                       # every topology and the tier, 3 rounds of 5 s wrk runs
+    python bench/run.py --quick               # before stopping: nginx_supervisord (unix), 2 short rounds
+    python bench/run.py --only standalone --duration 10 --rounds 5
     python bench/run.py --only load_balanced
 """
 
@@ -35,40 +39,56 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
-HOST = "aiodeploy-bench"
+HOST, FLOOR = "aiodeploy-bench", "aiodeploy-bench-floor"
+EXAMPLE = ROOT / "roles/aiohttp_app/files/example"
+# The same aiohttp as the roles install, for the floor and the standalone process.
+AIOHTTP = yaml.safe_load((ROOT / "roles/aiohttp_app/defaults/main.yml").read_text())["aiohttp_app_requirements"][0]
 
 TOPOLOGIES = {
     "standalone": {
-        "playbook": "standalone", "group": "aiohttp_standalone", "url": "http://127.0.0.1:8080",
+        "playbook": "standalone", "group": "aiohttp_standalone", "url": "http://127.0.0.1:8080", "processes": 1,
         "vars": {},
     },
     "nginx_supervisord (unix)": {
-        "playbook": "nginx_supervisord", "group": "aiohttp_supervisord", "url": "http://127.0.0.1:80",
+        "playbook": "nginx_supervisord", "group": "aiohttp_supervisord", "url": "http://127.0.0.1:80", "processes": 2,
         "vars": {"aiohttp_app_processes": 2},
     },
     "nginx_supervisord (tcp)": {
-        "playbook": "nginx_supervisord", "group": "aiohttp_supervisord", "url": "http://127.0.0.1:80",
+        "playbook": "nginx_supervisord", "group": "aiohttp_supervisord", "url": "http://127.0.0.1:80", "processes": 2,
         "vars": {"aiohttp_app_processes": 2, "aiohttp_app_bind": "tcp"},
     },
     "nginx_supervisord (launcher)": {
-        "playbook": "nginx_supervisord", "group": "aiohttp_supervisord", "url": "http://127.0.0.1:80",
+        "playbook": "nginx_supervisord", "group": "aiohttp_supervisord", "url": "http://127.0.0.1:80", "processes": 2,
         "vars": {"aiohttp_app_processes": 2, "aiohttp_app_object": "aiohttp_example:app"},
     },
     "nginx_supervisord (launcher, uvloop)": {
-        "playbook": "nginx_supervisord", "group": "aiohttp_supervisord", "url": "http://127.0.0.1:80",
+        "playbook": "nginx_supervisord", "group": "aiohttp_supervisord", "url": "http://127.0.0.1:80", "processes": 2,
         "vars": {"aiohttp_app_processes": 2, "aiohttp_app_object": "aiohttp_example:app", "aiohttp_app_uvloop": True},
     },
     "nginx_gunicorn": {
-        "playbook": "nginx_gunicorn", "group": "aiohttp_gunicorn", "url": "http://127.0.0.1:80",
+        "playbook": "nginx_gunicorn", "group": "aiohttp_gunicorn", "url": "http://127.0.0.1:80", "processes": 2,
         "vars": {"aiohttp_app_processes": 2, "nginx_tls": False, "aiohttp_app_object": "aiohttp_example:app"},
     },
     "nginx_gunicorn (uvloop)": {
-        "playbook": "nginx_gunicorn", "group": "aiohttp_gunicorn", "url": "http://127.0.0.1:80",
+        "playbook": "nginx_gunicorn", "group": "aiohttp_gunicorn", "url": "http://127.0.0.1:80", "processes": 2,
         "vars": {"aiohttp_app_processes": 2, "nginx_tls": False, "aiohttp_app_object": "aiohttp_example:app", "aiohttp_app_uvloop": True},
     },
 }
+QUICK = "nginx_supervisord (unix)"
 
+FLOOR_URL = "http://127.0.0.1:80"
+# The app run by hand, as the guide's standalone section shows, with aiohttp's static handler.
+PROCESS_PORT = 8097
+PROCESS_URL = f"http://127.0.0.1:{PROCESS_PORT}"
+PROCESS_START = (
+    f"python3 -m venv /opt/bench-process && /opt/bench-process/bin/pip install -q '{AIOHTTP}'"
+    f" && systemd-run --unit bench-process --setenv=AIOHTTP_STATIC_DIR=/opt/bench-process/app/static"
+    f" /opt/bench-process/bin/python /opt/bench-process/app/aiohttp_example.py --host 127.0.0.1 --port {PROCESS_PORT}"
+)
+CEILING_URL = "http://127.0.0.1:8099"
 CEILING_SITE = "server { listen 127.0.0.1:8099; access_log off; location / { return 200 'ok'; } }\n"
 KILL_TARGET = {
     # A shell snippet inside the host that prints the pid of one backend to kill.
@@ -82,87 +102,172 @@ def sh(cmd, check=True, **kwargs):
     return subprocess.run(cmd, check=check, capture_output=True, text=True, **kwargs)
 
 
-def in_host(script, check=True):
-    return sh(["docker", "exec", HOST, "sh", "-c", script], check=check).stdout.strip()
+def in_host(script, check=True, host=HOST):
+    return sh(["docker", "exec", host, "sh", "-c", script], check=check).stdout.strip()
 
 
-def playbook(inventory, name, extra_vars, recap_host=HOST):
-    """Run a playbook of the checkout against the bench hosts; return (seconds, recap line of recap_host)."""
+def playbook(inventory, path, extra_vars, recap_host=HOST):
+    """Run a playbook against the bench hosts; return (seconds, recap line of recap_host)."""
     start = time.monotonic()
-    result = sh(["ansible-playbook", "-i", str(inventory), "-e", json.dumps(extra_vars), str(ROOT / "playbooks" / f"{name}.yml")],
-                check=False, cwd=ROOT)
+    result = sh(["ansible-playbook", "-i", str(inventory), "-e", json.dumps(extra_vars), str(path)], check=False, cwd=ROOT)
     elapsed = time.monotonic() - start
     if result.returncode != 0:
-        sys.exit(f"{name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")
+        sys.exit(f"{path} failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")
     recap = re.search(rf"^{recap_host}\s*:.*$", result.stdout, re.M)
     return elapsed, recap.group(0) if recap else ""
 
 
-def wrk(url, duration, run=in_host):
-    """requests/s and p99 (ms) of wrk -t1 -c32 inside the host."""
-    out = run(f"wrk -t1 -c32 -d{duration}s --latency {url}")
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
-    value, unit = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
-    p99 = float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
-    return rps, p99
+def changed(recap):
+    return int(re.search(r"changed=(\d+)", recap)[1])
 
 
-def loadgen(url, seconds, out, run=in_host):
+def wrk(url, duration, host=HOST):
+    """wrk -t1 -c32 in the host, with the host's CPU meanwhile (bench/probe.py)."""
+    return json.loads(in_host(f"python3 /root/probe.py wrk {url} {duration}", host=host))
+
+
+def wrk_rps(url, duration, run):
+    """requests/s of wrk -t1 -c32 through a host's shell runner (the load-balanced tier)."""
+    out = run(f"wrk -t1 -c32 -d{duration}s {url}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
+
+
+def loadgen(url, seconds, out, host=HOST):
     """Start bench/loadgen.py in the host (paced, loopback); return a function that stops it and reads the summary."""
-    run(f"rm -f /tmp/loadgen.stop {out}")
-    host = "aiodeploy-bench-lb" if run is not in_host else HOST
+    in_host(f"rm -f /tmp/loadgen.stop {out}", host=host)
     subprocess.Popen(["docker", "exec", host, "python3", "/root/loadgen.py", "--url", url, "--duration", str(seconds),
                       "--concurrency", "4", "--interval", "0.01", "--out", out],
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1)
 
     def stop():
-        run("touch /tmp/loadgen.stop")
+        in_host("touch /tmp/loadgen.stop", host=host)
         for _attempt in range(60):
-            if run(f"test -s {out} && echo yes", check=False) == "yes":
+            if in_host(f"test -s {out} && echo yes", check=False, host=host) == "yes":
                 break
             time.sleep(0.5)
-        return json.loads(run(f"cat {out}"))
+        return json.loads(in_host(f"cat {out}", host=host))
 
     return stop
 
 
-def measure(name, spec, duration, workdir):
+def new_version(workdir, version, requirement=None):
+    """The example app answering "v<version>", optionally with a requirements file."""
+    code = workdir / f"app-v{version}"
+    shutil.rmtree(code, ignore_errors=True)
+    shutil.copytree(EXAMPLE, code)
+    source = code / "aiohttp_example.py"
+    source.write_text(source.read_text().replace("Hello from aiohttp_example", f"Hello from aiohttp_example v{version}"))
+    if requirement:
+        (code / "requirements.txt").write_text(requirement + "\n")
+    return code
+
+
+def release(inventory, path, extra_vars, url, processes, version, host):
+    """Deploy a release under a paced load: seconds until its code answers from every process, failed requests."""
+    stop = loadgen(url + "/health", 300, "/root/release.json", host=host)
+    seconds, _recap = playbook(inventory, path, extra_vars, recap_host=host)
+    served = json.loads(in_host(f"python3 /root/probe.py serves {url}/ 'v{version} ' {processes}", host=host))
+    load = stop()
+    return {"s": seconds + served["seconds"], "failed": load["failed"], "requests": load["requests"]}
+
+
+def start_hosts(workdir, spec):
     inventory = workdir / "hosts.yml"
-    inventory.write_text(json.dumps({spec["group"]: {"hosts": {HOST: {"ansible_connection": "community.docker.docker"}}}}))
-    subprocess.run([str(ROOT / "scripts/systemd-host.sh"), "start", HOST], check=True)
+    inventory.write_text(json.dumps({
+        spec["group"]: {"hosts": {HOST: {}}},
+        "floor": {"hosts": {FLOOR: {}}},
+        "all": {"vars": {"ansible_connection": "community.docker.docker"}},
+    }))
+    for name in (HOST, FLOOR):
+        subprocess.run([str(ROOT / "scripts/systemd-host.sh"), "start", name], check=True)
+    sh(["ansible-playbook", "-i", str(inventory), str(ROOT / "extensions/molecule/shared/prepare.yml")], cwd=ROOT)
+    for name in (HOST, FLOOR):
+        for script in ("loadgen.py", "probe.py"):
+            sh(["docker", "cp", str(ROOT / "bench" / script), f"{name}:/root/{script}"])
+    return inventory
+
+
+def measure_deploys(inventory, spec, workdir, rounds):
+    """Fresh converge, no-op and release, topology and floor alternating; medians of the rounds."""
+    ours, floor_book = ROOT / "playbooks" / f"{spec['playbook']}.yml", ROOT / "bench/reference/nginx_supervisord.yml"
+    floor_vars = {"floor_hosts": "floor", "processes": 2, "app_requirements": [AIOHTTP]}
+    ours_vars = {**spec["vars"], "aiodeploy_hosts": spec["group"]}
+    row = {}
+    row["floor_converge_s"], _recap = playbook(inventory, floor_book, {**floor_vars, "app_source": f"{EXAMPLE}/"}, FLOOR)
+    row["converge_s"], _recap = playbook(inventory, ours, ours_vars)
+    noop, floor_noop, noop_changed = [], [], []
+    for _round in range(rounds):
+        seconds, recap = playbook(inventory, floor_book, {**floor_vars, "app_source": f"{EXAMPLE}/"}, FLOOR)
+        floor_noop.append(seconds)
+        seconds, recap = playbook(inventory, ours, ours_vars)
+        noop.append(seconds)
+        noop_changed.append(changed(recap))
+    row["floor_noop_s"], row["noop_s"], row["noop_changed"] = statistics.median(floor_noop), statistics.median(noop), max(noop_changed)
+
+    releases, floor_releases = [], []
+    for version in range(2, 2 + rounds):
+        code = new_version(workdir, version)
+        floor_releases.append(release(inventory, floor_book, {**floor_vars, "app_source": f"{code}/"}, FLOOR_URL, 2, version, FLOOR))
+        releases.append(release(inventory, ours, {**ours_vars, "aiohttp_app_source": "local", "aiohttp_app_source_path": str(code)},
+                                spec["url"], spec["processes"], version, HOST))
+    row["release_s"] = statistics.median(r["s"] for r in releases)
+    row["floor_release_s"] = statistics.median(r["s"] for r in floor_releases)
+    row["release_failed"] = sum(r["failed"] for r in releases)
+    row["release_requests"] = sum(r["requests"] for r in releases)
+    row["floor_release_failed"] = sum(r["failed"] for r in floor_releases)
+    row["floor_release_requests"] = sum(r["requests"] for r in floor_releases)
+
+    version = 2 + rounds
+    code = new_version(workdir, version, requirement="six==1.17.0")
+    requirements = release(inventory, ours, {**ours_vars, "aiohttp_app_source": "local", "aiohttp_app_source_path": str(code)},
+                           spec["url"], spec["processes"], version, HOST)
+    row["requirements_release_s"], row["requirements_release_failed"] = requirements["s"], requirements["failed"]
+    return row
+
+
+def measure_throughput(spec, duration, rounds, workdir):
+    """wrk on the stack, the standalone process, nginx's ceiling and static files, interleaved; medians."""
+    in_host("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null")
+    in_host("mkdir -p /opt/bench-process/app")
+    sh(["docker", "cp", f"{EXAMPLE}/.", f"{HOST}:/opt/bench-process/app"])
+    in_host(PROCESS_START)
+    in_host(f"python3 /root/probe.py serves {PROCESS_URL}/ 'Hello' 1")
+    targets = {"stack": spec["url"] + "/", "process": PROCESS_URL + "/",
+               "stack_static": spec["url"] + "/static/hello.txt", "process_static": PROCESS_URL + "/static/hello.txt"}
+    if spec["playbook"] != "standalone":
+        site = workdir / "ceiling.conf"
+        site.write_text(CEILING_SITE)
+        sh(["docker", "cp", str(site), f"{HOST}:/etc/nginx/conf.d/zz-bench-ceiling.conf"])
+        in_host("nginx -t -q && systemctl reload nginx")
+        time.sleep(1)
+        targets["ceiling"] = CEILING_URL + "/"
+    runs = {name: [] for name in targets}
+    for _round in range(rounds):
+        for name, url in targets.items():
+            runs[name].append(wrk(url, duration))
+    result = {}
+    for name, samples in runs.items():
+        result[name] = {
+            "rps": statistics.median(s["rps"] for s in samples),
+            "p99_ms": statistics.median(s["p99_ms"] for s in samples),
+            "errors": sum(s["errors"] for s in samples),
+            "cpu_us": statistics.median(s["cpu_s"] / s["requests"] * 1e6 for s in samples),
+            "split_us": {part: statistics.median(s["split_s"][part] / s["requests"] * 1e6 for s in samples)
+                         for part in samples[0]["split_s"]},
+            "cpu_source": samples[0]["cpu_source"],
+        }
+    return result
+
+
+def measure(name, spec, duration, rounds, workdir):
+    inventory = start_hosts(workdir, spec)
     try:
-        sh(["ansible-playbook", "-i", str(inventory), str(ROOT / "extensions/molecule/shared/prepare.yml")], cwd=ROOT)
         row = {"topology": name}
-        row["converge_s"], recap = playbook(inventory, spec["playbook"], spec["vars"])
-        row["noop_s"], recap = playbook(inventory, spec["playbook"], spec["vars"])
-        row["noop_changed"] = int(re.search(r"changed=(\d+)", recap)[1])
+        row.update(measure_deploys(inventory, spec, workdir, rounds))
+        row["throughput"] = measure_throughput(spec, duration, rounds, workdir)
 
-        in_host("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null")
-        sh(["docker", "cp", str(ROOT / "bench/loadgen.py"), f"{HOST}:/root/loadgen.py"])
-        if spec["playbook"] != "standalone":
-            site = workdir / "ceiling.conf"
-            site.write_text(CEILING_SITE)
-            sh(["docker", "cp", str(site), f"{HOST}:/etc/nginx/conf.d/zz-bench-ceiling.conf"])
-            in_host("nginx -t -q && systemctl reload nginx")
-            time.sleep(1)
-            row["ceiling_rps"], _p99 = wrk("http://127.0.0.1:8099/", duration)
-        row["rps"], row["p99_ms"] = wrk(spec["url"] + "/", duration)
-        row["static_rps"], _p99 = wrk(spec["url"] + "/static/hello.txt", duration)
-
-        # A new release under a paced load.
-        v2 = workdir / "app-v2"
-        shutil.rmtree(v2, ignore_errors=True)
-        shutil.copytree(ROOT / "roles/aiohttp_app/files/example", v2)
-        code = v2 / "aiohttp_example.py"
-        code.write_text(code.read_text().replace("Hello from aiohttp_example", "Hello from aiohttp_example v2"))
-        stop = loadgen(spec["url"] + "/health", 300, "/root/deploy.json")
-        row["deploy_s"], _recap = playbook(inventory, spec["playbook"],
-                                           {**spec["vars"], "aiohttp_app_source": "local", "aiohttp_app_source_path": str(v2)})
-        deploy = stop()
-        row["deploy_failed"], row["deploy_requests"] = deploy["failed"], deploy["requests"]
-
-        # kill -9 of one backend under the same load.
+        # kill -9 of one backend under a paced load.
         stop = loadgen(spec["url"] + "/health", 60, "/root/kill.json")
         time.sleep(2)
         in_host(f"kill -9 $({KILL_TARGET[spec['playbook']]})")
@@ -171,7 +276,8 @@ def measure(name, spec, duration, workdir):
         row["kill_failed"], row["kill_requests"] = killed["failed"], killed["requests"]
         return row
     finally:
-        subprocess.run([str(ROOT / "scripts/systemd-host.sh"), "rm", HOST], check=False)
+        for host in (HOST, FLOOR):
+            subprocess.run([str(ROOT / "scripts/systemd-host.sh"), "rm", host], check=False)
 
 
 LB_HOSTS = {"aiodeploy-bench-lb": "127.0.0.30", "aiodeploy-bench-app-1": "127.0.0.31", "aiodeploy-bench-app-2": "127.0.0.32"}
@@ -204,18 +310,18 @@ def measure_load_balanced(duration, workdir, rounds=3):
             sh(["docker", "exec", name, "sh", "-c", "printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d"])
         sh(["ansible-playbook", "-i", str(inventory), str(ROOT / "extensions/molecule/shared/prepare.yml")], cwd=ROOT)
         row = {"topology": "load_balanced (HAProxy, 2 app hosts)"}
-        row["converge_s"], _recap = playbook(inventory, "load_balanced", {}, recap_host="aiodeploy-bench-app-1")
-        row["noop_s"], recap = playbook(inventory, "load_balanced", {}, recap_host="aiodeploy-bench-app-1")
+        row["converge_s"], _recap = playbook(inventory, ROOT / "playbooks/load_balanced.yml", {}, recap_host="aiodeploy-bench-app-1")
+        row["noop_s"], recap = playbook(inventory, ROOT / "playbooks/load_balanced.yml", {}, recap_host="aiodeploy-bench-app-1")
         row["noop_changed"] = int(re.search(r"changed=(\d+)", recap)[1])
 
         in_lb("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null")
         sh(["docker", "cp", str(ROOT / "bench/loadgen.py"), "aiodeploy-bench-lb:/root/loadgen.py"])
         both, one = [], []
         for _round in range(rounds):
-            both.append(wrk(LB_URL + "/", duration, run=in_lb)[0])
+            both.append(wrk_rps(LB_URL + "/", duration, in_lb))
             in_lb(f"echo 'set server app/aiodeploy-bench-app-2 state drain' | {LB_ADMIN}")
             time.sleep(1)
-            one.append(wrk(LB_URL + "/", duration, run=in_lb)[0])
+            one.append(wrk_rps(LB_URL + "/", duration, in_lb))
             in_lb(f"echo 'set server app/aiodeploy-bench-app-2 state ready' | {LB_ADMIN}")
             time.sleep(1)
         row["rps_two_hosts"], row["rps_one_host"] = statistics.median(both), statistics.median(one)
@@ -226,8 +332,8 @@ def measure_load_balanced(duration, workdir, rounds=3):
         shutil.copytree(ROOT / "roles/aiohttp_app/files/example", v2)
         code = v2 / "aiohttp_example.py"
         code.write_text(code.read_text().replace("Hello from aiohttp_example", "Hello from aiohttp_example v2"))
-        stop = loadgen(LB_URL + "/health", 300, "/root/deploy.json", run=in_lb)
-        seconds, _recap = playbook(inventory, "load_balanced", {"aiohttp_app_source": "local", "aiohttp_app_source_path": str(v2)},
+        stop = loadgen(LB_URL + "/health", 300, "/root/deploy.json", host="aiodeploy-bench-lb")
+        seconds, _recap = playbook(inventory, ROOT / "playbooks/load_balanced.yml", {"aiohttp_app_source": "local", "aiohttp_app_source_path": str(v2)},
                                    recap_host="aiodeploy-bench-app-1")
         deploy = stop()
         row["rolling_deploy_s_per_host"] = round(seconds / 2, 1)
@@ -252,25 +358,53 @@ def lb_table(row):
     ])
 
 
-def table(rows):
-    ceilings = [r["ceiling_rps"] for r in rows if "ceiling_rps" in r]
-    reference = sum(ceilings) / len(ceilings) if ceilings else None
-    header = ("| topology | req/s | p99 ms | x nginx ceiling | static req/s | failed in deploy | failed in kill -9 "
-              "| fresh converge s | no-op s (changed) |")
-    lines = [header, "|" + "---|" * 9]
+def ratio(value, reference):
+    return round(value / reference, 2) if reference else None
+
+
+def tables(rows):
+    deploys = [
+        "Deploys, seconds (medians; the floor is bench/reference/, the guide's configuration by hand, in its own host "
+        "in the same run). A release counts until its code answers from every process.",
+        "",
+        "| topology | fresh converge | floor | x floor | no-op (changed) | floor | new release | floor "
+        "| failed in releases | floor's failed | release, changed requirements |",
+        "|" + "---|" * 11,
+    ]
+    throughput = [
+        "Throughput inside each topology's host (wrk -t1 -c32; medians of interleaved rounds). The reference is the same "
+        "app run by hand as one standalone process in the same host; CPU is per request, the host's cgroup less wrk.",
+        "",
+        "| topology | req/s | x process | p99 ms | CPU us/req | x process | nginx us | app us | other us "
+        "| static req/s | x process static | nginx return 200 req/s | failed in kill -9 |",
+        "|" + "---|" * 13,
+    ]
     for r in rows:
-        ceiling = r.get("ceiling_rps", reference)
-        r["ratio"] = round(r["rps"] / ceiling, 3) if ceiling else None
-        lines.append(
-            f"| {r['topology']} | {r['rps']:.0f} | {r['p99_ms']:.1f} | {r['ratio'] if r['ratio'] is not None else '-'} "
-            f"| {r['static_rps']:.0f} | {r['deploy_failed']} of {r['deploy_requests']} | {r['kill_failed']} of {r['kill_requests']} "
-            f"| {r['converge_s']:.1f} | {r['noop_s']:.1f} ({r['noop_changed']}) |")
-    if reference:
-        lines.append(f"\nnginx `return 200` ceiling: {reference:.0f} req/s (mean of the hosts that have nginx)")
-    return "\n".join(lines)
+        t = r["throughput"]
+        stack, process, static, process_static = t["stack"], t["process"], t["stack_static"], t["process_static"]
+        r["ratios"] = {"rps": ratio(stack["rps"], process["rps"]), "cpu": ratio(stack["cpu_us"], process["cpu_us"]),
+                       "static": ratio(static["rps"], process_static["rps"]), "converge": ratio(r["converge_s"], r["floor_converge_s"])}
+        deploys.append(
+            f"| {r['topology']} | {r['converge_s']:.1f} | {r['floor_converge_s']:.1f} | {r['ratios']['converge']} "
+            f"| {r['noop_s']:.1f} ({r['noop_changed']}) | {r['floor_noop_s']:.1f} | {r['release_s']:.1f} | {r['floor_release_s']:.1f} "
+            f"| {r['release_failed']} of {r['release_requests']} | {r['floor_release_failed']} of {r['floor_release_requests']} "
+            f"| {r['requirements_release_s']:.1f} |")
+        ceiling = f"{t['ceiling']['rps']:.0f}" if "ceiling" in t else "-"
+        throughput.append(
+            f"| {r['topology']} | {stack['rps']:.0f} | {r['ratios']['rps']} | {stack['p99_ms']:.1f} | {stack['cpu_us']:.0f} "
+            f"| {r['ratios']['cpu']} | {stack['split_us']['nginx']:.0f} | {stack['split_us']['app']:.0f} "
+            f"| {stack['split_us']['other']:.0f} | {static['rps']:.0f} | {r['ratios']['static']} | {ceiling} "
+            f"| {r['kill_failed']} of {r['kill_requests']} |")
+    processes = [r["throughput"]["process"] for r in rows]
+    throughput += [
+        "",
+        f"The standalone process: {statistics.median(p['rps'] for p in processes):.0f} req/s, "
+        f"{statistics.median(p['cpu_us'] for p in processes):.0f} us of CPU per request (medians over the hosts of the run).",
+    ]
+    return "\n".join(deploys) + "\n\n" + "\n".join(throughput)
 
 
-def plot(rows, path):
+def plot(rows, path, machine):
     try:
         import matplotlib  # pylint: disable=import-outside-toplevel
         matplotlib.use("Agg")
@@ -279,29 +413,58 @@ def plot(rows, path):
         print("matplotlib is not installed: no plot")
         return
     names = [r["topology"] for r in rows]
-    figure, (left, right) = pyplot.subplots(1, 2, figsize=(12, 4.5))
-    left.barh(names, [r["ratio"] or 0 for r in rows], color="#3b7dd8")
-    left.set_xlabel("requests/s as a share of nginx's return 200")
-    left.invert_yaxis()
-    right.barh(names, [r["static_rps"] for r in rows], color="#46a35e")
-    right.set_xlabel("static file requests/s")
-    right.invert_yaxis()
-    right.set_yticklabels([])
-    figure.suptitle("aiodeploy.aiohttp on one 2-core host, load generator on the same host")
+    figure, (rps, cpu, deploy) = pyplot.subplots(1, 3, figsize=(16, 0.6 * len(rows) + 2.5))
+    rps.barh(names, [r["ratios"]["rps"] or 0 for r in rows], color="#3b7dd8")
+    rps.axvline(1, color="black", linewidth=0.8)
+    rps.set_xlabel("requests/s, x the standalone process")
+    left = [0] * len(rows)
+    for part, color in (("nginx", "#46a35e"), ("app", "#3b7dd8"), ("other", "#aaaaaa")):
+        values = [r["throughput"]["stack"]["split_us"][part] for r in rows]
+        cpu.barh(names, values, left=left, color=color, label=part)
+        left = [a + b for a, b in zip(left, values)]
+    cpu.scatter([r["throughput"]["process"]["cpu_us"] for r in rows], names, color="black", marker="|", s=200,
+                label="standalone process", zorder=3)
+    cpu.set_xlabel("CPU us per request")
+    cpu.legend(fontsize="small")
+    cpu.set_yticklabels([])
+    height = 0.2
+    positions = range(len(rows))
+    for offset, (key, label, color) in enumerate((("converge_s", "fresh", "#3b7dd8"), ("noop_s", "no-op", "#46a35e"),
+                                                  ("release_s", "release", "#d8863b"), ("floor_release_s", "floor release", "#aaaaaa"))):
+        deploy.barh([p + offset * height - 1.5 * height for p in positions], [r[key] for r in rows], height=height,
+                    color=color, label=label)
+    deploy.set_yticks(list(positions))
+    deploy.set_yticklabels([])
+    deploy.set_xlabel("seconds")
+    deploy.legend(fontsize="small")
+    for axis in (rps, cpu, deploy):
+        axis.invert_yaxis()
+    figure.suptitle(f"aiodeploy.aiohttp, medians of interleaved rounds: {machine}")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     print(f"plot: {path}")
 
 
+def machine():
+    cpus = os.cpu_count()
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), "unknown CPU")
+    return f"{cpus} cores ({model}), load generator and stack on the same cores"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run (at most 30)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per measure (medians)")
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK} only, 2 rounds of 3 s runs: before stopping")
     parser.add_argument("--only", nargs="*", choices=[*TOPOLOGIES, "load_balanced"], help="topologies to measure")
     parser.add_argument("--out", default=str(ROOT / "bench/results"))
     args = parser.parse_args()
     os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
     os.environ.update(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    duration = max(1, min(args.duration, 30))
+    if args.quick:
+        args.duration, args.rounds, args.only = 3, 2, args.only or [QUICK]
+    duration, rounds = max(1, min(args.duration, 30)), max(1, min(args.rounds, 9))
 
     rows, tier = [], None
     names = args.only or [*TOPOLOGIES, "load_balanced"]
@@ -312,19 +475,21 @@ def main():
                 tier = measure_load_balanced(duration, Path(tmp))
                 print(json.dumps(tier), flush=True)
                 continue
-            rows.append(measure(name, TOPOLOGIES[name], duration, Path(tmp)))
+            rows.append(measure(name, TOPOLOGIES[name], duration, rounds, Path(tmp)))
             print(json.dumps(rows[-1]), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    print(f"\nMachine: {machine()}; {rounds} rounds of {duration} s wrk runs.")
     if rows:
         print()
-        print(table(rows))
-        plot(rows, out / f"{stamp}.png")
+        print(tables(rows))
+        plot(rows, out / f"{stamp}.png", machine())
     if tier:
         print()
         print(lb_table(tier))
-    (out / f"{stamp}.json").write_text(json.dumps({"topologies": rows, "load_balanced": tier}, indent=1))
+    (out / f"{stamp}.json").write_text(json.dumps({"machine": machine(), "rounds": rounds, "duration": duration,
+                                                   "topologies": rows, "load_balanced": tier}, indent=1))
 
 
 if __name__ == "__main__":
