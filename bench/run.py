@@ -427,11 +427,13 @@ def plot(rows, path, machine):
     cpu.set_xlabel("CPU us per request")
     cpu.legend(fontsize="small")
     cpu.set_yticklabels([])
-    height = 0.2
+    bars = (("converge_s", "fresh", "#3b7dd8"), ("floor_converge_s", "floor fresh", "#9dbeeb"),
+            ("noop_s", "no-op", "#46a35e"), ("floor_noop_s", "floor no-op", "#a2d1ae"),
+            ("release_s", "release", "#d8863b"), ("floor_release_s", "floor release", "#ebc29d"))
+    height = 0.8 / len(bars)
     positions = range(len(rows))
-    for offset, (key, label, color) in enumerate((("converge_s", "fresh", "#3b7dd8"), ("noop_s", "no-op", "#46a35e"),
-                                                  ("release_s", "release", "#d8863b"), ("floor_release_s", "floor release", "#aaaaaa"))):
-        deploy.barh([p + offset * height - 1.5 * height for p in positions], [r[key] for r in rows], height=height,
+    for offset, (key, label, color) in enumerate(bars):
+        deploy.barh([p - 0.4 + (offset + 0.5) * height for p in positions], [r[key] for r in rows], height=height,
                     color=color, label=label)
     deploy.set_yticks(list(positions))
     deploy.set_yticklabels([])
