@@ -1,6 +1,8 @@
 """Pack a release on the controller: the code under app/ and the launcher beside it, in one gzip'd tar.
 
-    pack_release.py SOURCE_DIR LAUNCHER ARCHIVE
+    pack_release.py SOURCE_DIR LAUNCHER
+
+prints the path of the archive, a new temporary file the caller deletes.
 
 Owned by root, directories 0755, files 0644 (0755 when the source file is executable), so the host extracts it
 as it will stay; __pycache__ and .git are left out. Only the standard library: it runs with the controller's
@@ -11,6 +13,7 @@ import os
 import stat
 import sys
 import tarfile
+import tempfile
 
 SKIPPED = {"__pycache__", ".git"}
 
@@ -37,6 +40,13 @@ def pack(source, launcher, archive):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
+    if len(sys.argv) != 3:
         sys.exit(__doc__)
-    pack(*sys.argv[1:])
+    handle, archive = tempfile.mkstemp(suffix=".tar.gz", prefix="aiodeploy-release-")
+    os.close(handle)
+    try:
+        pack(*sys.argv[1:], archive)
+    except BaseException:
+        os.unlink(archive)
+        raise
+    print(archive)
