@@ -90,3 +90,8 @@ def test_a_path_of_the_wrong_kind_fails_naming_it(tmp_path, installed_collection
     assert str(tmp_path / "taken") in result["msg"]
     assert message in result["msg"]
     assert (tmp_path / "taken").is_dir()
+
+
+def test_a_file_in_a_missing_directory_fails_naming_it(tmp_path, installed_collection):
+    result = run([{"path": str(tmp_path / "missing/app.conf"), "content": "x"}], expect_failure=True)
+    assert f"its directory {tmp_path / 'missing'} does not exist" in result["msg"]

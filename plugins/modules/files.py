@@ -156,9 +156,11 @@ def write_file(module, entry, result, diff):
     diff["after"] = entry["content"]
     if module.check_mode:
         return
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        module.fail_json(msg="%s: its directory %s does not exist" % (path, directory), files=[])
     if result["existed"] and entry["backup"]:
         result["backup_file"] = module.backup_local(path)
-    directory = os.path.dirname(path)
     handle, temporary = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path))
     try:
         with os.fdopen(handle, "wb") as out:
