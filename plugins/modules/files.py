@@ -39,6 +39,8 @@ options:
           - V(file) writes O(files[].content); V(directory) creates the directory and its missing parents;
             V(link) makes a symbolic link to O(files[].src); V(absent) removes a file, a link or a directory
             with everything in it.
+          - Missing parents get the user the module runs as and the default mode of its umask, not
+            O(files[].owner), O(files[].group) or O(files[].mode); list a parent first to set its own.
         type: str
         choices: [file, directory, link, absent]
         default: file
@@ -117,6 +119,7 @@ files:
       sample: /etc/nginx/sites-enabled/demo.conf.1234.2026-11-23@10:00:00~
 """
 
+import binascii
 import os
 import shutil
 import tempfile
@@ -196,7 +199,8 @@ def make_link(module, entry, result, diff):
     result["changed"] = True
     if module.check_mode:
         return
-    temporary = os.path.join(os.path.dirname(path), ".%s.%d" % (os.path.basename(path), os.getpid()))
+    # A random name, so that a link an interrupted run left behind is never in the way.
+    temporary = os.path.join(os.path.dirname(path), ".%s.%s" % (os.path.basename(path), binascii.hexlify(os.urandom(8)).decode()))
     os.symlink(src, temporary)
     os.rename(temporary, path)
 
