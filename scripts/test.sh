@@ -29,10 +29,11 @@ pytest || { echo "collection tests failed"; exit 1; }
 scenarios=${AIODEPLOY_SCENARIOS:-$(for f in extensions/molecule/*/molecule.yml; do basename "$(dirname "$f")"; done)}
 [[ -n "$scenarios" ]] || { echo "no Molecule scenario found"; exit 1; }
 passed=0 failed=0 failures=()
+logs=$(mktemp -d "${TMPDIR:-/tmp}/aiodeploy-test.XXXXXX")
 for scenario in $scenarios; do
     step "Molecule scenario $scenario"
     start=$SECONDS
-    if molecule test -s "$scenario"; then
+    if molecule test -s "$scenario" 2>&1 | tee "$logs/$scenario.log"; then
         passed=$((passed + 1))
         echo "scenario $scenario passed in $((SECONDS - start)) s"
     else
@@ -43,6 +44,12 @@ for scenario in $scenarios; do
 done
 
 step "Summary"
+# What failed, where the end of a long log shows it: failed tasks and tests, and the step they failed in.
+for scenario in "${failures[@]}"; do
+    echo "--- $scenario (whole log: $logs/$scenario.log)"
+    sed 's/\x1b\[[0-9;]*m//g' "$logs/$scenario.log" \
+        | grep -E '^\W*(fatal:|FAILED |ERROR |E +|.*failed=[1-9])|Executed: Failed' | grep -v 'FAILED - RETRYING' | cut -c1-400 | tail -n 60
+done
 ((failed)) && echo "failed scenarios: ${failures[*]}"
 echo "scenarios: $passed passed, $failed failed"
 ((failed == 0))

@@ -128,8 +128,9 @@ def test_only_tls_12_and_13_are_accepted(host):
 
 def test_the_tls_11_client_works_against_a_server_that_allows_it(host):
     """Control for the test above: the refusal comes from nginx, not from the client."""
-    host.run(f"timeout 8 openssl s_server -accept 127.0.0.1:4433 -cert {CERT} -key {KEY} "
-             "-tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' -naccept 1 -quiet >/dev/null 2>&1 & sleep 1")
+    host.run(f"timeout 30 openssl s_server -accept 127.0.0.1:4433 -cert {CERT} -key {KEY} "
+             "-tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' -naccept 1 -quiet >/dev/null 2>&1 &"
+             " for i in $(seq 100); do ss -Hltn 'sport = :4433' | grep -q . && break; sleep 0.1; done")
     assert tls_handshake(host, "tls1_1", port=4433).rc == 0
 
 
