@@ -37,7 +37,8 @@ EXAMPLES = r"""
     name: "{{ item }}"
     state: started
     enabled: true
-  loop: "{{ ['demo.socket', 'demo.service'] | difference(units.stdout | aiodeploy.aiohttp.started_units) }}"
+  # reject keeps the order (the socket before its service); difference would not.
+  loop: "{{ ['demo.socket', 'demo.service'] | reject('in', units.stdout | aiodeploy.aiohttp.started_units) | list }}"
 """
 
 RETURN = r"""
