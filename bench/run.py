@@ -78,6 +78,7 @@ TOPOLOGIES = {
     },
 }
 QUICK = "nginx_supervisord (unix)"
+RELEASE_ID = re.compile(r"\b[0-9a-f]{12}-[0-9a-f]{8}\b")
 
 FLOOR_URL = "http://127.0.0.1:80"
 # The app run by hand, as the guide's standalone section shows, with aiohttp's static handler.
@@ -106,15 +107,32 @@ def in_host(script, check=True, host=HOST):
     return sh(["docker", "exec", host, "sh", "-c", script], check=check).stdout.strip()
 
 
-def playbook(inventory, path, extra_vars, recap_host=HOST):
-    """Run a playbook against the bench hosts; return (seconds, recap line of recap_host)."""
+def playbook(inventory, path, extra_vars, recap_host=HOST, tasks=None):
+    """Run a playbook against the bench hosts; return (seconds, recap line of recap_host).
+
+    With a dict as tasks, add to it each task's seconds from profile_tasks' recap (ansible.cfg enables it), release
+    names made alike, so that rounds can be compared."""
     start = time.monotonic()
     result = sh(["ansible-playbook", "-i", str(inventory), "-e", json.dumps(extra_vars), str(path)], check=False, cwd=ROOT)
     elapsed = time.monotonic() - start
     if result.returncode != 0:
         sys.exit(f"{path} failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")
     recap = re.search(rf"^{recap_host}\s*:.*$", result.stdout, re.M)
+    if tasks is not None:
+        for name, seconds in re.findall(r"^(\S.*?) -+ (\d+\.\d+)s$", result.stdout.split("TASKS RECAP", 1)[-1], re.M):
+            name = RELEASE_ID.sub("<release>", name)
+            tasks[name] = tasks.get(name, 0) + float(seconds)
     return elapsed, recap.group(0) if recap else ""
+
+
+def profile(runs, elapsed, top=12):
+    """Medians over runs (each a dict of task seconds, with the run's seconds in elapsed): the slowest tasks, the rest
+    together, and the time outside any task (Ansible's start and end, the wait until the new code answered)."""
+    names = sorted({name for run in runs for name in run}, key=lambda name: -statistics.median(run.get(name, 0) for run in runs))
+    medians = [(name, round(statistics.median(run.get(name, 0) for run in runs), 2)) for name in names]
+    in_tasks = statistics.median(sum(run.values()) for run in runs)
+    return {"tasks": medians[:top], "other_tasks": round(sum(seconds for _name, seconds in medians[top:]), 2),
+            "other_count": len(medians[top:]), "outside_tasks": round(statistics.median(elapsed) - in_tasks, 2)}
 
 
 def changed(recap):
@@ -166,10 +184,11 @@ def new_version(workdir, version, requirement=None):
 def release(inventory, path, extra_vars, url, processes, version, host):
     """Deploy a release under a paced load: seconds until its code answers from every process, failed requests."""
     stop = loadgen(url + "/health", 300, "/root/release.json", host=host)
-    seconds, _recap = playbook(inventory, path, extra_vars, recap_host=host)
+    tasks = {}
+    seconds, _recap = playbook(inventory, path, extra_vars, recap_host=host, tasks=tasks)
     served = json.loads(in_host(f"python3 /root/probe.py serves {url}/ 'v{version} ' {processes}", host=host))
     load = stop()
-    return {"s": seconds + served["seconds"], "failed": load["failed"], "requests": load["requests"]}
+    return {"s": seconds + served["seconds"], "failed": load["failed"], "requests": load["requests"], "tasks": tasks}
 
 
 def start_hosts(workdir, spec):
@@ -196,14 +215,16 @@ def measure_deploys(inventory, spec, workdir, rounds):
     row = {}
     row["floor_converge_s"], _recap = playbook(inventory, floor_book, {**floor_vars, "app_source": f"{EXAMPLE}/"}, FLOOR)
     row["converge_s"], _recap = playbook(inventory, ours, ours_vars)
-    noop, floor_noop, noop_changed = [], [], []
+    noop, floor_noop, noop_changed, noop_tasks = [], [], [], []
     for _round in range(rounds):
         seconds, recap = playbook(inventory, floor_book, {**floor_vars, "app_source": f"{EXAMPLE}/"}, FLOOR)
         floor_noop.append(seconds)
-        seconds, recap = playbook(inventory, ours, ours_vars)
+        noop_tasks.append({})
+        seconds, recap = playbook(inventory, ours, ours_vars, tasks=noop_tasks[-1])
         noop.append(seconds)
         noop_changed.append(changed(recap))
     row["floor_noop_s"], row["noop_s"], row["noop_changed"] = statistics.median(floor_noop), statistics.median(noop), max(noop_changed)
+    row["noop_profile"] = profile(noop_tasks, noop)
 
     releases, floor_releases = [], []
     for version in range(2, 2 + rounds):
@@ -212,6 +233,7 @@ def measure_deploys(inventory, spec, workdir, rounds):
         releases.append(release(inventory, ours, {**ours_vars, "aiohttp_app_source": "local", "aiohttp_app_source_path": str(code)},
                                 spec["url"], spec["processes"], version, HOST))
     row["release_s"] = statistics.median(r["s"] for r in releases)
+    row["release_profile"] = profile([r["tasks"] for r in releases], [r["s"] for r in releases])
     row["floor_release_s"] = statistics.median(r["s"] for r in floor_releases)
     row["release_failed"] = sum(r["failed"] for r in releases)
     row["release_requests"] = sum(r["requests"] for r in releases)
@@ -401,7 +423,22 @@ def tables(rows):
         f"The standalone process: {statistics.median(p['rps'] for p in processes):.0f} req/s, "
         f"{statistics.median(p['cpu_us'] for p in processes):.0f} us of CPU per request (medians over the hosts of the run).",
     ]
-    return "\n".join(deploys) + "\n\n" + "\n".join(throughput)
+    return "\n".join(deploys) + "\n\n" + "\n".join(throughput) + "\n\n" + profile_tables(rows)
+
+
+def profile_tables(rows):
+    """Where each topology's release and no-op spend their seconds, from profile_tasks."""
+    lines = []
+    for r in rows:
+        for key, what, total in (("release_profile", "new release", r["release_s"]), ("noop_profile", "no-op", r["noop_s"])):
+            p = r[key]
+            lines += [f"{r['topology']}, {what} ({total:.1f} s): the slowest tasks (profile_tasks, medians of the rounds)", "",
+                      "| task | s |", "|---|---|"]
+            lines += [f"| {name} | {seconds:.2f} |" for name, seconds in p["tasks"]]
+            lines += [f"| {p['other_count']} other tasks, each skipped or quick | {p['other_tasks']:.2f} |",
+                      f"| outside tasks: Ansible's start and end{', then until the new code answered' if key == 'release_profile' else ''} "
+                      f"| {p['outside_tasks']:.2f} |", ""]
+    return "\n".join(lines)
 
 
 def plot(rows, path, machine):
@@ -463,7 +500,7 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "bench/results"))
     args = parser.parse_args()
     os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
-    os.environ.update(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    os.environ.update(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", PROFILE_TASKS_TASK_OUTPUT_LIMIT="all")
     if args.quick:
         args.duration, args.rounds, args.only = 3, 2, args.only or [QUICK]
     duration, rounds = max(1, min(args.duration, 30)), max(1, min(args.rounds, 9))

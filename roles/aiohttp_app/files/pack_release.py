@@ -2,18 +2,20 @@
 
     pack_release.py SOURCE_DIR LAUNCHER
 
-prints the path of the archive, a new temporary file the caller deletes.
+prints the archive in base64, which the host's task reads on its standard input and unpacks: one call, no file
+to send and none to delete.
 
 Owned by root, directories 0755, files 0644 (0755 when the source file is executable), so the host extracts it
 as it will stay; __pycache__ and .git are left out. Only the standard library: it runs with the controller's
-Ansible Python on any controller (GNU or BSD tar alike).
+Ansible Python on any controller.
 """
 
+import base64
+import io
 import os
 import stat
 import sys
 import tarfile
-import tempfile
 
 SKIPPED = {"__pycache__", ".git"}
 
@@ -29,7 +31,7 @@ def normalized(info):
 
 
 def pack(source, launcher, archive):
-    with tarfile.open(archive, "w:gz") as tar:
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
         tar.add(source, arcname="app", recursive=False, filter=normalized)
         for top, dirs, files in os.walk(source):
             dirs[:] = sorted(name for name in dirs if name not in SKIPPED)
@@ -42,11 +44,6 @@ def pack(source, launcher, archive):
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         sys.exit(__doc__)
-    handle, archive = tempfile.mkstemp(suffix=".tar.gz", prefix="aiodeploy-release-")
-    os.close(handle)
-    try:
-        pack(*sys.argv[1:], archive)
-    except BaseException:
-        os.unlink(archive)
-        raise
-    print(archive)
+    archive = io.BytesIO()
+    pack(*sys.argv[1:], archive)
+    print(base64.b64encode(archive.getvalue()).decode())

@@ -192,10 +192,10 @@ def test_secret_rotation_rolled_through_the_pool_without_a_failure(host):
     assert all(before[name] != after[name] for name in before), (before, after)
     # Restarted one at a time by the rollout, not all at once by supervisord's `update`.
     output = deploy["output"]
-    assert task_result(output, "Restart process team_1") == "changed"
-    assert task_result(output, "Restart process team_2") == "changed"
+    assert task_result(output, "Restart and wait for the health check of process team_1") == "changed"
+    assert task_result(output, "Restart and wait for the health check of process team_2") == "changed"
     assert task_result(output, "Apply the changed program") == "skipping"
-    assert output.index("Restart process team_2]") > output.index("Wait for the health check of process team_1]")
+    assert output.index("health check of process team_2]") > output.index("health check of process team_1]")
 
 
 def test_no_secret_in_the_playbook_output(host):
