@@ -214,7 +214,9 @@ def measure_deploys(inventory, spec, workdir, rounds):
     ours_vars = {**spec["vars"], "aiodeploy_hosts": spec["group"]}
     row = {}
     row["floor_converge_s"], _recap = playbook(inventory, floor_book, {**floor_vars, "app_source": f"{EXAMPLE}/"}, FLOOR)
-    row["converge_s"], _recap = playbook(inventory, ours, ours_vars)
+    converge_tasks = {}
+    row["converge_s"], _recap = playbook(inventory, ours, ours_vars, tasks=converge_tasks)
+    row["converge_profile"] = profile([converge_tasks], [row["converge_s"]])
     noop, floor_noop, noop_changed, noop_tasks = [], [], [], []
     for _round in range(rounds):
         seconds, recap = playbook(inventory, floor_book, {**floor_vars, "app_source": f"{EXAMPLE}/"}, FLOOR)
@@ -427,10 +429,11 @@ def tables(rows):
 
 
 def profile_tables(rows):
-    """Where each topology's release and no-op spend their seconds, from profile_tasks."""
+    """Where each topology's fresh converge, release and no-op spend their seconds, from profile_tasks."""
     lines = []
     for r in rows:
-        for key, what, total in (("release_profile", "new release", r["release_s"]), ("noop_profile", "no-op", r["noop_s"])):
+        for key, what, total in (("converge_profile", "fresh converge", r["converge_s"]),
+                                 ("release_profile", "new release", r["release_s"]), ("noop_profile", "no-op", r["noop_s"])):
             p = r[key]
             lines += [f"{r['topology']}, {what} ({total:.1f} s): the slowest tasks (profile_tasks, medians of the rounds)", "",
                       "| task | s |", "|---|---|"]
