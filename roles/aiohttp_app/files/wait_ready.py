@@ -1,6 +1,9 @@
 """Start or restart processes and wait until they answer their health check, in one call to the host.
 
-    python3 -c "$(cat wait_ready.py)" SPEC_JSON
+    python3 - SPEC_JSON < wait_ready.py
+
+(the tasks give the script on the command module's standard input, so the output of a failed task shows the spec,
+not the script).
 
 SPEC_JSON is an object:
     run         commands run in order first (each an argv list), for example a restart; one that fails stops here
