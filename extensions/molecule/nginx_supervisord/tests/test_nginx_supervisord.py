@@ -134,6 +134,15 @@ def test_new_version_restarted_every_process_and_not_supervisord(host):
     assert int(host.file("/run/supervisord.pid").content_string) == supervisord_pid
 
 
+def test_check_mode_with_a_new_release_succeeds_and_changes_nothing(host):
+    """side_effect.yml ran the playbook with --check and version 2 before deploying it."""
+    run = json.loads(host.file("/root/check-deploy.json").content_string)
+    assert run["rc"] == 0, run["output"]
+    recap = re.search(r"ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=0", re.sub(r"\x1b\[[0-9;]*m", "", run["output"]))
+    assert recap and int(recap[1]) > 0, run["output"]
+    assert host.file("/root/check-after").content_string == host.file("/root/check-before").content_string
+
+
 def test_broken_release_failed_the_play_and_never_served(host):
     broken = json.loads(host.file("/root/broken-deploy.json").content_string)
     assert broken["rc"] != 0
