@@ -17,7 +17,6 @@ GUIDE_SCRIPT = {
     "guide": ("supervisord", "http://127.0.0.1:8001/"),
     "guidetcp": ("supervisord", "http://127.0.0.1:8002/"),
     "guidestd": ("standalone", "http://127.0.0.1:9201/"),
-    "guidegit": ("standalone", "http://127.0.0.1:9501/"),
 }
 GUIDE_GUNICORN_FORMS = {
     "gunicornapp": ("gunicorn", "https://127.0.0.1:8444/"),
@@ -86,17 +85,17 @@ def test_guide_script_got_exactly_the_guides_arguments(host):
 
 
 def test_guide_script_from_git_serves_each_new_commit(host):
-    """Deployed from a branch of a git repository on the host, then again after a push (side_effect.yml)."""
+    """Standalone, the script comes from a branch of a git repository on the host, deployed again after a push."""
     deploy = deploy_result(host, "/root/git-deploy.json")
     assert deploy["rc"] == 0, deploy["output"]
-    assert task_result(deploy["output"], "Restart and wait for the health check of guidegit@9501.service") == "changed"
-    commit = host.file("/root/guidegit-commit").content_string.strip()
-    current = host.file("/srv/guidegit/current").linked_to
+    assert task_result(deploy["output"], "Restart and wait for the health check of guidestd@9201.service") == "changed"
+    commit = host.file("/root/guidestd-commit").content_string.strip()
+    current = host.file("/srv/guidestd/current").linked_to
     assert Path(current).name.startswith(commit[:12] + "-"), current
     assert host.file(f"{current}/app/NOTES").content_string == "Deployed from git.\n"
     script = (APPS / "guide_script" / "aiohttp_example.py").read_text()
     assert host.file(f"{current}/app/aiohttp_example.py").content_string == script
-    assert status_and_body(host, GUIDE_SCRIPT["guidegit"][1]) == (404, NOT_FOUND)
+    assert status_and_body(host, GUIDE_SCRIPT["guidestd"][1]) == (404, NOT_FOUND)
 
 
 def test_guide_script_on_unix_sockets_is_reachable_by_nginx_only(host):
