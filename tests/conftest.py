@@ -22,7 +22,7 @@ def installed_collection():
 def blank_host():
     """A fresh Debian container, reached with the docker connection; removed afterwards."""
     name = f"aiodeploy-input-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["docker", "run", "-d", "--rm", "--name", name, IMAGE, "sleep", "600"],
+    subprocess.run(["docker", "run", "-d", "--rm", "--name", name, IMAGE, "sleep", "3600"],
                    check=True, capture_output=True)
     try:
         yield name
