@@ -158,7 +158,8 @@ def run_playbook(env, host, playbook, extra_vars):
     )
 
 
-# A playbook run is mostly the controller's work: the runs go as many at a time as the controller has cores.
+# A playbook run is mostly the controller's work: the runs go as many at a time as the controller has cores
+# (up to four). Selecting one case with -k still runs them all, once, for the module.
 # They are safe together on one host because each must stop in its preflight, before anything changes.
 ENVIRONMENT_SECRET = "hunter2-'quoted\" %s $HOME"
 RUNS = [case[:2] for case in ALL_CASES] + [
