@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 from project import IMAGE, ROOT, ansible_env
+from strict import pytest_collection_modifyitems, pytest_configure, pytest_sessionfinish  # noqa: F401  pylint: disable=unused-import
 
 
 @pytest.fixture(scope="session")

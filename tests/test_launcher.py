@@ -184,8 +184,7 @@ def test_exec_loads_the_environment_byte_for_byte(tmp_path):
 @pytest.mark.parametrize("app", ["clientapp:app", "clientapp:factory"])
 def test_gunicorn_worker_honours_forwarded_allow_ips(launch, tmp_path, app):
     gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable))
-    if gunicorn is None:
-        pytest.skip("gunicorn is not installed in this environment")
+    assert gunicorn, "gunicorn is missing from the test environment (requirements-dev.txt)"
     port = free_port()
     launch(
         ["--workers=1", f"--bind=127.0.0.1:{port}", f"--pythonpath={LAUNCHER.parent}",

@@ -1,8 +1,12 @@
-"""Makes the scenarios' shared helpers importable by name and registers their fixtures."""
+"""Makes the scenarios' shared helpers importable by name and registers their fixtures and the hooks that fail a run
+that checked nothing (tests/strict.py)."""
 
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "shared"))
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE / "shared"), str(HERE.parents[1] / "tests")]
 
-from testinfra_helpers import loadgen, pool_size  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
+# pylint: disable=wrong-import-position,unused-import
+from strict import pytest_collection_modifyitems, pytest_configure, pytest_sessionfinish  # noqa: E402,F401
+from testinfra_helpers import loadgen, pool_size  # noqa: E402,F401

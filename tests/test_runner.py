@@ -1,0 +1,72 @@
+"""The test runner and the suites' own guards fail a run that checked nothing (scripts/test.sh, scripts/env.sh,
+tests/strict.py), shown on runs made to fail that way."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from project import ROOT
+
+
+def bash(script, **env):
+    return subprocess.run(["bash", "-c", script], cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+@pytest.mark.parametrize(("chosen", "message"), [
+    (" ", "AIODEPLOY_SCENARIOS is set but names no scenario"),
+    ("\n\t", "AIODEPLOY_SCENARIOS is set but names no scenario"),
+    ("standalone nosuch", "AIODEPLOY_SCENARIOS names 'nosuch', which is not one of: apps "),
+])
+def test_a_scenario_choice_that_names_none_fails_before_anything_runs(chosen, message):
+    done = bash("scripts/test.sh", AIODEPLOY_SCENARIOS=chosen)
+    assert done.returncode == 1 and message in done.stdout, done.stdout + done.stderr
+    assert "====" not in done.stdout
+
+
+def test_ci_runs_every_scenario_whatever_its_environment_says():
+    lines = [line.strip() for line in (ROOT / ".ci/run").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    assert lines.index("unset AIODEPLOY_SCENARIOS") < lines.index("make test"), lines
+
+
+@pytest.mark.parametrize(("log", "verified"), [
+    ("\x1b[32m======= 28 passed in 45.31s =======\x1b[0m\n", True),
+    ("== 70 passed, 126 deselected, 2 warnings in 301.20s (0:05:01) ==\n", True),
+    ("INFO     Executed: Successful\nWARNING  Skipping, no tests found.\n", False),
+    ("=== 27 passed, 1 skipped in 40.00s ===\n", False),
+    ("=== 1 failed, 27 passed in 40.00s ===\n", False),
+    ("=== 27 passed, 1 error in 40.00s ===\n", False),
+    ("", False),
+])
+def test_a_scenario_passes_only_when_its_verifier_ran_tests_and_all_passed(tmp_path, log, verified):
+    (tmp_path / "scenario.log").write_text(log)
+    done = bash(f"source scripts/env.sh; scenario_verified {tmp_path / 'scenario.log'}")
+    assert (done.returncode == 0) == verified, done.stdout + done.stderr
+
+
+STRICT_CONFTEST = f"""
+import sys
+sys.path.insert(0, {str(ROOT / "tests")!r})
+from strict import pytest_collection_modifyitems, pytest_configure, pytest_sessionfinish
+"""
+
+
+@pytest.mark.parametrize(("tests", "options", "status"), [
+    ("def test_ok():\n    pass\n", [], 0),
+    ("import pytest\ndef test_ok():\n    pass\ndef test_gone():\n    pytest.skip('host missing')\n", [], 1),
+    ("", [], 5),
+    ("def helper():\n    pass\n", [], 5),
+    # A test for hosts the inventory does not have stops the run, on testinfra's own host parameter.
+    ("import pytest\n@pytest.mark.on_hosts('lb-1')\ndef test_lb(host):\n    pass\n", ["--hosts=local://"], 4),
+    # testinfra's local backend names its host "local".
+    ("import pytest\n@pytest.mark.on_hosts('loc*')\ndef test_here(host):\n    pass\n"
+     "@pytest.mark.on_hosts('elsewhere-*')\ndef test_there(host):\n    pass\n", ["--hosts=local://"], 4),
+    ("import pytest\n@pytest.mark.on_hosts('loc*')\ndef test_here(host):\n    pass\n", ["--hosts=local://"], 0),
+])
+def test_a_run_that_checked_nothing_fails(tmp_path, tests, options, status):
+    (tmp_path / "conftest.py").write_text(STRICT_CONFTEST)
+    (tmp_path / "test_probe.py").write_text(tests)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *options, str(tmp_path)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == status, done.stdout + done.stderr
