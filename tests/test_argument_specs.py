@@ -14,6 +14,9 @@ ENTRY_POINT_INPUTS = {"aiohttp_app_health_addresses", "aiohttp_app_rollout", "ha
                       "nginx_balancer", "nginx_upstream_server", "nginx_upstream_server_state", "nginx_upstream_health_path",
                       "nginx_upstream_health_host"}
 SHARED = ("aiodeploy_topology", "aiodeploy_preflight")
+# What common's entry points set for the roles that include them (roles/common/README.md).
+COMMON_RESULTS = {"common_installed_packages", "common_started_units", "common_packages_missing", "common_tls_certificate_info",
+                  "common_tls_protocols", "common_tls_ciphers"}
 
 
 def load(role, path):
@@ -59,14 +62,35 @@ def test_what_a_role_reads_from_aiohttp_app_is_declared_as_such(role):
         assert " ".join(option["description"]).startswith("From aiohttp_app"), name
 
 
+# Keys whose values are Jinja expressions even without braces.
+CONDITIONS = {"when", "that", "until", "changed_when", "failed_when", "loop"}
+JINJA = re.compile(r"\{\{(.*?)\}\}|\{%(.*?)%\}", re.S)
+# Any role's variable, hidden ones (with leading underscores) too.
+ROLE_VARIABLE = re.compile(r"\b(_*(?:%s)_\w+)" % "|".join(ALL_ROLES))
+
+
+def strings(data, key=None):
+    """Every string in parsed YAML, with the key it is under (the items of a list are under the list's key)."""
+    if isinstance(data, dict):
+        for name, value in data.items():
+            yield from strings(value, name)
+    elif isinstance(data, list):
+        for value in data:
+            yield from strings(value, key)
+    elif isinstance(data, str):
+        yield key, data
+
+
 def expressions(path):
-    """The Jinja expressions and conditions of a task, vars or template file, without comments."""
-    text = path.read_text()
-    found = re.findall(r"\{\{(.*?)\}\}|\{%(.*?)%\}", text, re.S)
-    found = [a or b for a, b in found]
-    if path.suffix == ".yml":
-        found += re.findall(r"^\s*-?\s*(?:when|that|until|changed_when|failed_when|loop):\s*(?![>|\"'])(.+)$", text, re.M)
-        found += re.findall(r"^\s*-\s+(?!name:)([a-z_][\w.]*(?:\s+(?:is|in|not|or|and)\b.*)?)$", text, re.M)
+    """The Jinja expressions and conditions of a task, vars or template file, without comments: parsed, so that
+    quoted, folded and literal scalars count as well as plain ones."""
+    if path.suffix == ".j2":
+        return [a or b for a, b in JINJA.findall(path.read_text())]
+    found = []
+    for key, text in strings(yaml.safe_load(path.read_text())):
+        found += [a or b for a, b in JINJA.findall(text)]
+        if key in CONDITIONS:
+            found.append(text)
     return found
 
 
@@ -77,11 +101,11 @@ def test_no_role_reads_another_roles_internals(role):
         if path.suffix not in (".yml", ".j2") or "meta" in path.parts:
             continue
         for expression in expressions(path):
-            for name in set(re.findall(r"\b(_*(?:aiohttp_app|gunicorn|nginx|supervisord|systemd_pool|python_venv)_\w+)", expression)):
-                owner = next((r for r in ALL_ROLES if name.lstrip("_").startswith(r + "_")), None)
+            for name in set(ROLE_VARIABLE.findall(expression)):
+                owner = next(r for r in ALL_ROLES if name.lstrip("_").startswith(r + "_"))
                 if owner == role:
                     continue
-                assert name in declared or name in ENTRY_POINT_INPUTS, f"roles/{role}/{path.relative_to(ROOT / 'roles' / role)} reads {name}"
+                assert name in declared | ENTRY_POINT_INPUTS | COMMON_RESULTS, f"{path.relative_to(ROOT)} reads {name}"
 
 
 @pytest.mark.parametrize("role", ROLES)

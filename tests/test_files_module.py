@@ -1,8 +1,10 @@
 """The collection's files module (plugins/modules/files.py) run for real on this machine, in a temporary
-directory: every state, a second run that changes nothing, check mode, backups, and a path of the wrong kind."""
+directory: every state, a second run that changes nothing, check mode, backups, owner and group, and a path of the wrong kind."""
 
+import grp
 import json
 import os
+import pwd
 import stat
 import subprocess
 import sys
@@ -51,11 +53,13 @@ def test_every_state_then_nothing_to_do(tmp_path, installed_collection, layout):
 
 
 def test_check_mode_changes_nothing(tmp_path, installed_collection, layout):
-    result = run(layout[:3], "--check", "--diff")
+    (tmp_path / "old.conf").write_text("stale\n")
+    result = run(layout, "--check", "--diff")
     assert result["changed"]
-    assert [entry["changed"] for entry in result["files"]] == [True, True, True]
+    assert [entry["changed"] for entry in result["files"]] == [True, True, True, True]
     assert "port = 8080" in json.dumps(result["diff"])
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [tmp_path / "old.conf"]
+    assert (tmp_path / "old.conf").read_text() == "stale\n"
 
 
 def test_a_changed_file_is_backed_up_and_a_mode_alone_is_a_change(tmp_path, installed_collection, layout):
@@ -69,6 +73,25 @@ def test_a_changed_file_is_backed_up_and_a_mode_alone_is_a_change(tmp_path, inst
     assert result["files"][0]["changed"]
     assert "backup_file" not in result["files"][0]
     assert stat.S_IMODE(os.stat(changed["path"]).st_mode) == 0o600
+
+
+def test_owner_and_group_alone_are_a_change(tmp_path, installed_collection):
+    """Paths already there, with the right content, given to another account and group: only these change."""
+    assert os.geteuid() == 0, "only root gives a path to another account: the suite runs as root, as it drives Docker"
+    account = pwd.getpwnam("nobody")
+    group = grp.getgrgid(account.pw_gid).gr_name
+    assert (account.pw_uid, account.pw_gid) != (os.getuid(), os.getgid())
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app/app.conf").write_text("port = 8080\n")
+    files = [
+        {"path": str(tmp_path / "app"), "state": "directory", "owner": account.pw_name, "group": group},
+        {"path": str(tmp_path / "app/app.conf"), "content": "port = 8080\n", "owner": account.pw_name, "group": group},
+    ]
+    result = run(files)
+    assert [entry["changed"] for entry in result["files"]] == [True, True]
+    for entry in files:
+        assert (os.stat(entry["path"]).st_uid, os.stat(entry["path"]).st_gid) == (account.pw_uid, account.pw_gid), entry["path"]
+    assert not run(files)["changed"]
 
 
 def test_a_link_moves_to_its_new_target(tmp_path, installed_collection, layout):
