@@ -6,16 +6,22 @@ spent, or the stop file appears. Loopback targets only; the bounds cannot be rai
 
 A GET that gets no answer because the server closed the reused keep-alive connection it went out on
 is sent again once on a new connection, as HTTP clients do (RFC 9112, section 9.3.1): that is a
-proxy's graceful reload, not a failure. Such retries are counted in ``keepalive_retries``; a request
-that fails on a new connection, or again on its retry, is a failure.
+proxy's graceful reload, not a failure. Such retries are counted in ``keepalive_retries`` and bounded
+(``--retries-per-client``): past the bound, such a request is a failure. A request that fails on a new
+connection, or again on its retry, is a failure.
+
+HTTPS is always verified, against ``--cafile`` (else the system's CAs), for the URL's host name; with
+``--connect-to`` the connection goes to that loopback address instead of the name's.
 
     python3 loadgen.py --url http://127.0.0.1/health --duration 30 --out /root/load.json
+    python3 loadgen.py --url https://localhost:8443/ --connect-to 127.0.0.20 --cafile ca.crt --out load.json
 """
 
 import argparse
 import http.client
 import json
 import os
+import socket
 import ssl
 import threading
 import time
@@ -26,11 +32,15 @@ MAX_DURATION = 600
 MAX_REQUESTS = 500_000
 
 
-def connect(parts):
+def connect(parts, target):
+    """A connection for the URL's scheme, host and port, made to target.address; HTTPS verified for the URL's host."""
     if parts.scheme == "https":
-        return http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=10,
-                                           context=ssl._create_unverified_context())  # noqa: S323 - test cert
-    return http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=10)
+        conn = http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=10, context=target.tls)
+    else:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=10)
+    if target.address:
+        conn._create_connection = lambda address, *args: socket.create_connection((target.address, address[1]), *args)
+    return conn
 
 
 def get(conn, path):
@@ -40,7 +50,7 @@ def get(conn, path):
     return response
 
 
-def worker(url, deadline, budget, stop_file, results, lock, interval):
+def worker(url, target, deadline, budget, stop_file, results, lock, interval):
     parts = urllib.parse.urlsplit(url)
     path = parts.path or "/"
     if parts.query:
@@ -53,7 +63,7 @@ def worker(url, deadline, budget, stop_file, results, lock, interval):
                 break
             budget[0] -= 1
         if conn is None:
-            conn, reused = connect(parts), False
+            conn, reused = connect(parts, target), False
         start = time.perf_counter()
         try:
             try:
@@ -62,10 +72,10 @@ def worker(url, deadline, budget, stop_file, results, lock, interval):
                 # The server closed an idle keep-alive connection as this request went out on it (a proxy's
                 # reload does): no answer came, and like browsers, curl and Go (RFC 9112, 9.3.1) the client
                 # sends the GET again once, on a new connection. Counted, but not as a failure.
-                if not reused:
+                if not reused or retried[0] >= target.retries:
                     raise
                 conn.close()
-                conn = connect(parts)
+                conn = connect(parts, target)
                 retried[0] += 1
                 response = get(conn, path)
             reused = True
@@ -97,12 +107,18 @@ def main():
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--interval", type=float, default=0, help="seconds each client waits between requests")
     parser.add_argument("--stop-file", default="/tmp/loadgen.stop")
+    parser.add_argument("--cafile", help="CA certificates that verify an HTTPS server (default: the system's)")
+    parser.add_argument("--connect-to", help="loopback address to connect to instead of the URL host's")
+    parser.add_argument("--retries-per-client", type=int, default=10,
+                        help="requests each client may send again after a reused connection was closed under them")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
     host = urllib.parse.urlsplit(args.url).hostname
-    if not (host == "localhost" or host.startswith("127.") or host == "::1"):
+    if not all(name == "localhost" or name.startswith("127.") or name == "::1" for name in filter(None, (host, args.connect_to))):
         parser.error("load goes to loopback addresses only")
+    tls = ssl.create_default_context(cafile=args.cafile) if args.url.startswith("https:") else None
+    target = argparse.Namespace(address=args.connect_to, retries=args.retries_per_client, tls=tls)
     duration = min(args.duration, MAX_DURATION)
     budget = [min(args.requests, MAX_REQUESTS)]
 
@@ -110,7 +126,7 @@ def main():
     lock = threading.Lock()
     started = time.monotonic()
     deadline = started + duration
-    threads = [threading.Thread(target=worker, args=(args.url, deadline, budget, args.stop_file, results, lock, args.interval))
+    threads = [threading.Thread(target=worker, args=(args.url, target, deadline, budget, args.stop_file, results, lock, args.interval))
                for _client in range(max(1, min(args.concurrency, 64)))]
     for thread in threads:
         thread.start()

@@ -1,6 +1,7 @@
 """Bad input stops the play at its start, naming the variable, before the host changes."""
 
 import datetime
+import difflib
 import json
 import os
 import re
@@ -48,28 +49,33 @@ BASE = {
     "nginx_supervisord": {},
     "nginx_gunicorn": {"nginx_tls_certificate_source": "selfsigned", "aiohttp_app_object": "aiohttp_example:app"},
     "standalone": {},
-    # The balancer's play fails first; the app hosts' play never starts.
-    "load_balanced": {"aiodeploy_lb_hosts": "all", "aiodeploy_app_hosts": "all", "haproxy_tls": True},
+    # The balancer's play fails first; the app hosts' play never starts. TLS on, from valid files: each case's own
+    # variable must be what stops the play (test_base_settings_pass_the_checks).
+    "load_balanced": {"aiodeploy_lb_hosts": "all", "aiodeploy_app_hosts": "all", "haproxy_tls": True,
+                      "haproxy_tls_certificate_source": "files", "haproxy_tls_certificate_file": GOOD_TLS["nginx_tls_certificate_file"],
+                      "haproxy_tls_key_file": GOOD_TLS["nginx_tls_key_file"]},
+    "rollback": {"aiodeploy_supervisord_hosts": "all", "aiodeploy_gunicorn_hosts": "none", "aiodeploy_standalone_hosts": "none"},
 }
 
 CASES = [
     # (extra vars, text the error must contain) for playbooks/nginx_supervisord.yml
     ({"aiohttp_app_processes": 0}, "aiohttp_app_processes must be 1 to 128 (got 0)"),
-    ({"aiohttp_app_processes": "many"}, "aiohttp_app_processes"),
+    ({"aiohttp_app_processes": "many"}, "argument 'aiohttp_app_processes' is of type str and we were unable to convert to int"),
     ({"aiohttp_app_socket_dir": "run/demo"}, "aiohttp_app_socket_dir must be an absolute path"),
-    ({"aiohttp_app_source": "svn"}, "aiohttp_app_source"),
+    ({"aiohttp_app_source": "svn"}, "value of aiohttp_app_source must be one of: example, local, git, package, got: svn"),
     ({"aiohttp_app_source": "local"}, "aiohttp_app_source_path must name a directory"),
     ({"aiohttp_app_user": "root"}, "aiohttp_app_user must be a dedicated user"),
-    ({"aiohttp_app_bind": "tcp", "aiohttp_app_tcp_port": 65535, "aiohttp_app_processes": 2}, "aiohttp_app_tcp_port"),
+    ({"aiohttp_app_bind": "tcp", "aiohttp_app_tcp_port": 65535, "aiohttp_app_processes": 2},
+     "aiohttp_app_tcp_port must leave room for aiohttp_app_processes ports within 1-65535 (got 65535)"),
     ({"nginx_listen_port": 70000}, "nginx_listen_port must be within 1-65535"),
     ({"nginx_upstream_keepalive_timeout": 90}, "nginx_upstream_keepalive_timeout (90) must be below"),
     ({"nginx_upstream_servers": ["localhost"]}, "nginx_upstream_servers must be"),
     ({"supervisord_umask": "999"}, "supervisord_umask must be octal"),
-    ({"python_venv_requirements_file": "requirements.txt"}, "python_venv_requirements_file"),
+    ({"python_venv_requirements_file": "requirements.txt"}, "python_venv_requirements_file empty or absolute (got requirements.txt)"),
     ({"aiohttp_app_keep_releases": 1}, "aiohttp_app_keep_releases must be 2 or more"),
     ({"aiohttp_app_environment": {"1BAD": "x", "GOOD": "y"}}, "aiohttp_app_environment: names must be letters, digits and _, not starting with a digit: 1BAD."),
     ({"aiohttp_app_environment": {"FLAG": True}}, "values must be strings or numbers without NUL characters (quote true/false and yes/no in YAML): FLAG."),
-    ({"aiohttp_app_environment": {"NESTED": {"a": 1}}}, "NESTED."),
+    ({"aiohttp_app_environment": {"NESTED": {"a": 1}}}, "values must be strings or numbers without NUL characters (quote true/false and yes/no in YAML): NESTED."),
     ({"aiohttp_app_environment": {"WITH_NUL": "a\u0000b"}}, "without NUL characters (quote true/false and yes/no in YAML): WITH_NUL."),
     ({"aiohttp_app_object": "my_app_module"}, "aiohttp_app_object must be module:app or module:factory"),
     ({"aiohttp_app_module": "my-app.py"}, "aiohttp_app_module must be a module name"),
@@ -78,8 +84,8 @@ CASES = [
     ({"aiohttp_app_bind": "tcp", "aiohttp_app_listen_args": ["--path={path}"]}, "aiohttp_app_listen_args must pass {port} to the script"),
     ({"aiohttp_app_health_status": [200, 999]}, "aiohttp_app_health_status must list HTTP status codes"),
     ({"aiohttp_app_tcp_host": "0.0.0.0; rm"}, "aiohttp_app_tcp_host must be an address"),
-    ({"aiohttp_app_server": "uwsgi"}, "aiohttp_app_server"),
-    ({"aiodeploy_topology": "kubernetes"}, "aiodeploy_topology"),
+    ({"aiohttp_app_server": "uwsgi"}, "value of aiohttp_app_server must be one of: run_app, gunicorn, got: uwsgi"),
+    ({"aiodeploy_topology": "kubernetes"}, "value of aiodeploy_topology must be one of: "),
     # Input that would take over or break what the host has.
     ({"aiohttp_app_bind": "tcp", "aiohttp_app_tcp_port": 80}, "use nginx's own port: move the backends (aiohttp_app_tcp_port)"),
     ({"nginx_static_root": "/etc"}, "nginx_static_root must be the application's static directory, never a system one"),
@@ -130,6 +136,13 @@ STANDALONE_CASES = [
     ({"aiohttp_app_bind": "unix"}, "aiohttp_app_bind must be tcp in the standalone topology"),
     ({"systemd_pool_umask": "9"}, "systemd_pool_umask must be octal"),
 ]
+# The switch comes after every role's check, the process manager's included.
+ROLLBACK_CASES = [
+    ({"aiohttp_app_rollback_to": "../../etc"}, "aiohttp_app_rollback_to must be a release id as in <home>/releases, or empty (got '../../etc')"),
+    ({"aiohttp_app_rollback_to": "a/b"}, "aiohttp_app_rollback_to must be a release id"),
+    ({"supervisord_umask": "999"}, "supervisord_umask must be octal"),
+    ({"aiohttp_app_processes": 0}, "aiohttp_app_processes must be 1 to 128 (got 0)"),
+]
 LOAD_BALANCED_CASES = [
     ({"aiodeploy_batch": "half"}, "aiodeploy_batch must be a number of app hosts or a percentage of them"),
     ({"aiodeploy_batch": "0"}, "aiodeploy_batch must be a number of app hosts or a percentage of them, 1%-100% (got '0')"),
@@ -146,13 +159,14 @@ ALL_CASES = (
     + [("nginx_gunicorn", *case) for case in GUNICORN_CASES]
     + [("standalone", *case) for case in STANDALONE_CASES]
     + [("load_balanced", *case) for case in LOAD_BALANCED_CASES]
+    + [("rollback", *case) for case in ROLLBACK_CASES]
 )
 
 
-def run_playbook(env, host, playbook, extra_vars):
+def run_playbook(env, host, playbook, extra_vars, *options):
     inventory = f"{host},"
     return subprocess.run(
-        ["ansible-playbook", "-i", inventory, "-c", "community.docker.docker",
+        ["ansible-playbook", "-i", inventory, "-c", "community.docker.docker", *options,
          "-e", "aiodeploy_hosts=all", "-e", json.dumps({**BASE[playbook], **extra_vars}), f"playbooks/{playbook}.yml"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
     )
@@ -162,22 +176,50 @@ def run_playbook(env, host, playbook, extra_vars):
 # (up to four). Selecting one case with -k still runs them all, once, for the module.
 # They are safe together on one host because each must stop in its preflight, before anything changes.
 ENVIRONMENT_SECRET = "hunter2-'quoted\" %s $HOME"
+# The base settings alone pass every check: in check mode each playbook gets past them all, to a step that needs a
+# real host (the blank host runs no systemd, has no python3-apt for apt's check mode and no release to roll back
+# to). The deploy playbooks' rescue, which names the failed step, covers only the steps after their preflight.
+PAST_THE_CHECKS = {
+    "nginx_supervisord": "The deploy failed at ",
+    "nginx_gunicorn": "The deploy failed at ",
+    "standalone": "The deploy failed at ",
+    "load_balanced": "python3-apt must be installed to use check mode",
+    "rollback": "No release to roll back to: aiohttp_app_rollback_to is '' and the releases are none.",
+}
 RUNS = [case[:2] for case in ALL_CASES] + [
     ("nginx_supervisord", {"aiohttp_app_environment": {"DATABASE_PASSWORD": ENVIRONMENT_SECRET, "bad-name": ENVIRONMENT_SECRET}}),
-]
+] + [(playbook, {}, "--check") for playbook in PAST_THE_CHECKS]
+
+
+# What a run could change on the host: owners, modes, sizes, mtimes and link targets of everything under the
+# directories the roles write to or that package installs touch, the accounts and groups, and the packages.
+# The blank host runs nothing but `sleep`, so nothing there changes by itself.
+HOST_STATE = r"""
+find /etc /srv /home /opt /usr/local /usr/lib/systemd /var/log /var/lib /var/cache /run -xdev \
+    -printf '%p %u:%g %m %s %T@ %l\n' | sort
+echo '# accounts'; getent passwd; getent group
+echo '# packages'; dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\n'
+"""
+
+
+def host_state(host):
+    done = subprocess.run(["docker", "exec", host, "sh", "-c", HOST_STATE], capture_output=True, text=True, timeout=120, check=True)
+    return done.stdout.splitlines()
 
 
 @pytest.fixture(scope="module")
 def results(installed_collection, blank_host):
-    """Each run's result, in the order of RUNS."""
+    """Each run's result, in the order of RUNS, and the host's state before and after all of them."""
+    before = host_state(blank_host)
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        return list(pool.map(lambda run: run_playbook(installed_collection, blank_host, *run), RUNS))
+        runs = list(pool.map(lambda run: run_playbook(installed_collection, blank_host, *run), RUNS))
+    return {"runs": runs, "before": before, "after": host_state(blank_host)}
 
 
 @pytest.mark.parametrize("index", range(len(ALL_CASES)), ids=[f"{c[0]}-{'-'.join(c[1])}" for c in ALL_CASES])
 def test_bad_variable_fails_before_any_change(results, blank_host, index):
     message = ALL_CASES[index][2]
-    result = results[index]
+    result = results["runs"][index]
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert message in output, output
@@ -185,16 +227,22 @@ def test_bad_variable_fails_before_any_change(results, blank_host, index):
     assert recap and "changed=0" in recap.group(0) and "failed=1" in recap.group(0), output
 
 
+@pytest.mark.parametrize("playbook", PAST_THE_CHECKS)
+def test_base_settings_pass_every_check(results, playbook):
+    result = results["runs"][RUNS.index((playbook, {}, "--check"))]
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and PAST_THE_CHECKS[playbook] in output, output[-5000:]
+
+
 def test_a_bad_environment_names_the_key_and_never_shows_a_value(results):
-    result = results[-1]
+    result = results["runs"][len(ALL_CASES)]
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "names must be letters, digits and _, not starting with a digit: bad-name." in output, output
     assert "hunter2" not in output, output
 
 
-def test_host_was_left_untouched(results, blank_host):
-    checks = ("! id demo && ! test -e /srv/demo && ! test -e /etc/nginx && ! test -e /etc/supervisor && ! test -e /etc/haproxy"
-              " && ! test -e /etc/systemd/system/demo.service && ! ls /etc/systemd/system/demo@* 2>/dev/null")
-    result = subprocess.run(["docker", "exec", blank_host, "sh", "-c", checks], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_host_was_left_untouched(results):
+    assert len(results["before"]) > 1000, results["before"]
+    changes = list(difflib.unified_diff(results["before"], results["after"], "before", "after", n=0, lineterm=""))
+    assert not changes, "\n".join(changes[:60])

@@ -35,6 +35,14 @@ def curl(host, url, *args, user=None):
     return host.run(cmd)
 
 
+def unix_connect(host, path, user):
+    """What a connect() to the unix socket at path does as user: "connected", or the name of the error (a socket
+    that the directory's permissions keep from the user gives "PermissionError", a missing one FileNotFoundError)."""
+    probe = ("import socket, sys\ntry:\n    socket.socket(socket.AF_UNIX).connect(sys.argv[1])\n    print('connected')\n"
+             "except OSError as error:\n    print(type(error).__name__)")
+    return host.check_output(f"sudo -u {user} python3 -c {shlex.quote(probe)} {shlex.quote(path)}").strip()
+
+
 # What a client that lies about itself sends: the app must not believe any of it.
 SPOOFED_CLIENT = ("-H", "X-Forwarded-For: 203.0.113.9", "-H", "X-Forwarded-Proto: https", "-H", "X-Forwarded-Host: evil.test")
 
@@ -44,6 +52,34 @@ def client_seen(host, url, source, *args):
     out = curl(host, url, "--interface", source, *SPOOFED_CLIENT, *args)
     assert out.rc == 0, out.stderr
     return json.loads(out.stdout)
+
+
+def tls_handshake(host, address, port, version):
+    """openssl s_client offering one protocol version only. SECLEVEL=0 lets the client itself speak the old ones:
+    OpenSSL 3 refuses TLS 1.1 on its own side otherwise, whatever the server allows."""
+    return host.run(f"echo | timeout 10 openssl s_client -connect {address}:{port} -servername localhost -{version} "
+                    "-cipher 'DEFAULT:@SECLEVEL=0'")
+
+
+def assert_tls_versions(host, address, port, cert, key):
+    """The server at address:port speaks TLS 1.2 and 1.3 and refuses 1.1 with a protocol alert; and, as a control,
+    the same client does speak TLS 1.1 to an openssl server on the same address that allows it, with cert and key."""
+    for version in ("tls1_2", "tls1_3"):
+        out = tls_handshake(host, address, port, version)
+        assert out.rc == 0, out.stdout[-2000:] + out.stderr[-1000:]
+    refused = tls_handshake(host, address, port, "tls1_1")
+    assert refused.rc != 0 and "alert protocol version" in refused.stderr, refused.stdout[-2000:] + refused.stderr[-1000:]
+    host.run(f"timeout 30 openssl s_server -accept {address}:4433 -cert {cert} -key {key} -tls1_1 "
+             "-cipher 'DEFAULT:@SECLEVEL=0' -naccept 1 -quiet >/dev/null 2>&1 &"
+             f" for i in $(seq 100); do ss -Hltn 'src {address}:4433' | grep -q . && break; sleep 0.1; done")
+    control = tls_handshake(host, address, 4433, "tls1_1")
+    assert control.rc == 0 and "Protocol  : TLSv1.1" in control.stdout, control.stdout[-2000:] + control.stderr[-1000:]
+
+
+def sandbox_exposure(host, unit):
+    """systemd's own rating of a running unit's sandbox: 10 is unprotected, below 2 is "OK"."""
+    report = host.check_output(f"systemd-analyze security --no-pager {unit}")
+    return float(report.rsplit("Overall exposure level for", 1)[1].split(":")[1].split()[0]), report
 
 
 def open_files_limits(host, pid):

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
-from testinfra_helpers import client_seen, curl, load_summary
+from testinfra_helpers import client_seen, curl, load_summary, unix_connect
 
 APPS = Path(__file__).resolve().parents[2] / "shared" / "apps"
 SECRETS = json.loads((APPS / "team_secrets.json").read_text())
@@ -103,7 +103,7 @@ def test_guide_script_on_unix_sockets_is_reachable_by_nginx_only(host):
         sock = f"/run/guide/guide_{n}.sock"
         assert host.socket(f"unix://{sock}").is_listening
         assert curl(host, "http://x/", "--unix-socket", sock, user="www-data").rc == 0
-        assert curl(host, "http://x/", "--unix-socket", sock, user="nobody").rc != 0
+        assert unix_connect(host, sock, "nobody") == "PermissionError"
 
 
 def test_guide_script_on_tcp_listens_on_every_interface_as_asked(host):
@@ -148,7 +148,7 @@ def test_launcher_binds_unix_sockets_for_nginx_only(host):
         sock = host.file(f"/run/launched/launched_{n}.sock")
         assert sock.is_socket
         assert (sock.user, sock.group, sock.mode) == ("launched", "www-data", 0o660)
-        assert curl(host, "http://x/", "--unix-socket", sock.path, user="nobody").rc != 0
+        assert unix_connect(host, sock.path, "nobody") == "PermissionError"
 
 
 def test_launcher_serves_an_inherited_socket(host):
@@ -192,6 +192,18 @@ def test_team_secret_is_only_in_the_environment_file(host, app):
     assert json.loads(env.content_string)["TEAM_TOKEN"] == SECRETS["TEAM_TOKEN"]
     leaks = host.run(f"grep -rlF {SECRETS['TEAM_TOKEN']} /etc/supervisor /etc/systemd/system /etc/nginx /etc/{app} /srv/{app}")
     assert leaks.stdout.split() == [f"/etc/{app}/environment.json"]
+
+
+def test_secret_rotation_restarted_the_team_app_and_no_other_program(host):
+    """supervisorctl update team: the other programs on the host keep their processes."""
+    status = re.compile(r"^(\S+):(\S+)\s+RUNNING\s+pid (\d+)", re.M)
+    before = {(m[1], m[2]): m[3] for m in status.finditer(host.file("/root/team-before").content_string)}
+    after = {(m[1], m[2]): m[3] for m in status.finditer(host.file("/root/programs-after-rotation").content_string)}
+    assert sorted(before) == sorted(after)
+    others = {process for process in before if process[0] != "team"}
+    assert len({program for program, _ in others}) >= 2, before
+    assert {p: before[p] for p in others} == {p: after[p] for p in others}
+    assert all(before[p] != after[p] for p in before if p[0] == "team"), (before, after)
 
 
 def test_secret_rotation_rolled_through_the_pool_without_a_failure(host):

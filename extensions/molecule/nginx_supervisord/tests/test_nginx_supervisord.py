@@ -15,6 +15,7 @@ from testinfra_helpers import (
     nginx_worker_pids,
     open_files_allowed,
     open_files_limits,
+    unix_connect,
     upload_10mib,
     websocket_echo,
 )
@@ -76,7 +77,8 @@ def test_proxy_user_can_connect_and_others_cannot(host, pool_size):
     for n in range(1, pool_size + 1):
         path = f"{SOCKET_DIR}/{APP}_{n}.sock"
         assert curl(host, "http://app/health", "--unix-socket", path, user="www-data").rc == 0
-        assert curl(host, "http://app/health", "--unix-socket", path, user="nobody").rc != 0
+        assert unix_connect(host, path, "www-data") == "connected"
+        assert unix_connect(host, path, "nobody") == "PermissionError"
 
 
 def test_processes_run_as_the_app_user_without_tcp_listeners(host):
@@ -88,9 +90,16 @@ def test_processes_run_as_the_app_user_without_tcp_listeners(host):
 
 
 def test_socket_directory_comes_back_at_boot(host):
+    """The tmpfiles line, applied as at boot to a path where no directory is (the live one holds the sockets)."""
     conf = host.file(f"/etc/tmpfiles.d/{APP}.conf")
     assert conf.contains(rf"^d {SOCKET_DIR} 2750 {APP} www-data")
-    assert host.run(f"systemd-tmpfiles --create /etc/tmpfiles.d/{APP}.conf").rc == 0
+    boot = f"{SOCKET_DIR}-boot-test"
+    host.check_output(f"rm -rf {boot}; sed 's|^d {SOCKET_DIR} |d {boot} |' /etc/tmpfiles.d/{APP}.conf > /tmp/boot-test.conf")
+    assert not host.file(boot).exists
+    assert host.run("systemd-tmpfiles --create /tmp/boot-test.conf").rc == 0
+    made = host.file(boot)
+    assert (made.is_directory, made.user, made.group, made.mode) == (True, APP, "www-data", 0o2750)
+    host.check_output(f"rm -rf {boot} /tmp/boot-test.conf")
 
 
 def test_secrets_files_are_not_world_readable(host):
@@ -100,10 +109,10 @@ def test_secrets_files_are_not_world_readable(host):
     assert (program.user, program.mode) == ("root", 0o640)
 
 
-def test_root_answers_through_nginx(host):
+def test_root_answers_through_nginx_with_the_first_version_after_the_rollback(host):
     out = curl(host, "http://127.0.0.1/", "-f")
     assert out.rc == 0, out.stderr
-    assert out.stdout.startswith("Hello from aiohttp_example")
+    assert re.fullmatch(r"Hello from aiohttp_example \(pid \d+\)\n", out.stdout), out.stdout
 
 
 def test_app_sees_the_real_client_whatever_the_client_claims(host):
@@ -122,16 +131,22 @@ def test_nginx_and_every_process_may_hold_many_connections(host):
         assert open_files_limits(host, pid)[0] == open_files_allowed(host, 65536)
 
 
-def test_new_version_restarted_every_process_and_not_supervisord(host):
-    """side_effect.yml recorded the pids before version 2; the rollback restarted them once more."""
-    before = host.file("/root/supervisord-before").content_string
-    old = {m[1]: int(m[2]) for m in re.finditer(r"^demo:(\S+)\s+RUNNING\s+pid (\d+)", before, re.M)}
-    now = supervised_pids(host)
-    assert sorted(old) == sorted(now)
-    assert all(now[name] != old[name] for name in now), f"not every process was restarted: {old} -> {now}"
-    # supervisord itself was not restarted.
-    supervisord_pid = int(re.search(r"^supervisord pid (\d+)", before, re.M)[1])
-    assert int(host.file("/run/supervisord.pid").content_string) == supervisord_pid
+def recorded_pids(host, label):
+    """supervisord's pid and its processes' pids, as side_effect.yml recorded them at `label`."""
+    record = host.file(f"/root/supervisord-{label}").content_string
+    processes = {m[1]: int(m[2]) for m in re.finditer(r"^demo:(\S+)\s+RUNNING\s+pid (\d+)", record, re.M)}
+    return int(re.search(r"^supervisord pid (\d+)", record, re.M)[1]), processes
+
+
+def test_new_version_restarted_every_process_and_not_supervisord(host, pool_size):
+    """side_effect.yml recorded the pids right before and right after version 2's deploy."""
+    supervisord_before, before = recorded_pids(host, "before")
+    supervisord_after, after = recorded_pids(host, "after-v2")
+    assert sorted(before) == sorted(after) == [f"{APP}_{n}" for n in range(1, pool_size + 1)]
+    assert all(after[name] != before[name] for name in after), f"not every process was restarted: {before} -> {after}"
+    assert supervisord_after == supervisord_before == int(host.file("/run/supervisord.pid").content_string)
+    pages = host.file("/root/pages-after-v2").content_string
+    assert len(re.findall(r"^Hello from aiohttp_example v2 \(pid \d+\)$", pages, re.M)) == 8, pages
 
 
 def test_check_mode_with_a_new_release_succeeds_and_changes_nothing(host):
@@ -178,6 +193,20 @@ def test_release_failing_in_the_pool_was_rolled_back_on_every_process(host, pool
     status = host.file("/root/supervisord-after-pool-broken").content_string
     assert len(re.findall(r"^demo:demo_\d+\s+RUNNING", status, re.M)) == pool_size, status
     assert not host.file(f"/srv/{APP}/.restart-pending").exists
+
+
+def test_a_failing_command_before_the_switch_stops_the_deploy_before_it(host):
+    failed = json.loads(host.file("/root/before-switch-deploy.json").content_string)
+    output = re.sub(r"\x1b\[[0-9;]*m", "", failed["output"])
+    assert failed["rc"] != 0
+    stopped = re.search(r"aiohttp_app_before_switch_command \(python -c .*?\) exited with 1 in release (\S+), which does not become\s+current",
+                        output)
+    assert stopped, output
+    assert "the migration failed: no database" in output, output
+    v2 = host.file("/root/release-v2").content_string.strip()
+    assert host.file("/root/release-after-before-switch").content_string.strip() == v2
+    # The release it built is gone (the side effect listed the releases after it).
+    assert stopped[1] not in host.file("/root/releases-after-pool-broken").content_string.split()
 
 
 def test_a_failure_after_the_switch_puts_the_previous_release_back_on_every_process(host, pool_size):

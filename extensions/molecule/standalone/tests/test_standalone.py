@@ -1,9 +1,11 @@
 """One web.run_app process (or a few) on TCP, run by systemd, no proxy."""
 
+import json
+import re
 import time
 
 import pytest
-from testinfra_helpers import APP, curl, open_files_allowed, open_files_limits, websocket_echo
+from testinfra_helpers import APP, curl, open_files_allowed, open_files_limits, sandbox_exposure, websocket_echo
 
 
 @pytest.fixture(scope="module")
@@ -46,29 +48,63 @@ def test_no_proxy_and_no_unix_sockets(host):
     assert not host.file(f"/run/{APP}").exists
 
 
-def test_answers_on_its_port(host, ports):
+def page_pattern(version):
+    """The example's page: its greeting names the version (none for version 1) and the pid that answered."""
+    return re.compile(rf"Hello from aiohttp_example{' ' + version if version != 'v1' else ''} \(pid \d+\)\n")
+
+
+def instances(host, label):
+    """What side_effect.yml recorded of every instance right after step `label` (tasks/record_instances.yml)."""
+    return json.loads(host.file(f"/root/instances-{label}.json").content_string)
+
+
+def rollback_target(host):
+    """The release side_effect.yml named for the rollback, and its version: version 1's where it was still kept
+    after version 3 (a plain rollback would pick version 2's), else version 2's."""
+    kept = host.file("/root/releases-v3").content_string.split()
+    v1, v2 = (host.file(f"/root/release-{v}").content_string.strip() for v in ("v1", "v2"))
+    return (v1, "v1") if v1.split("/")[-1] in kept else (v2, "v2")
+
+
+def test_answers_on_its_port_with_the_rolled_back_version(host, ports):
+    version = rollback_target(host)[1]
     for port in ports:
         out = curl(host, f"http://127.0.0.1:{port}/", "-f")
         assert out.rc == 0, out.stderr
-        assert out.stdout.startswith("Hello from aiohttp_example")
+        assert page_pattern(version).fullmatch(out.stdout), out.stdout
 
 
-def test_new_version_restarted_every_instance(host, ports):
-    """side_effect.yml deployed version 2 after recording the pids."""
-    before = dict(line.split() for line in host.file("/root/standalone-before").content_string.splitlines())
-    assert sorted(before) == sorted(f"{APP}@{p}.service" for p in ports)
-    for unit, pid in before.items():
-        assert main_pid(host, unit) != int(pid), f"{unit} was not restarted"
-    for port in ports:
-        assert curl(host, f"http://127.0.0.1:{port}/", "-f").stdout.startswith("Hello from aiohttp_example v")
+@pytest.mark.parametrize("label", ["v1", "v2", "v3"])
+def test_each_version_served_on_every_instance_right_after_its_deploy(host, ports, label):
+    record = instances(host, label)
+    assert sorted(record) == sorted(f"{APP}@{p}.service" for p in ports)
+    for unit, seen in record.items():
+        assert page_pattern(label).fullmatch(seen["page"]), (unit, seen)
 
 
-def test_rollback_by_name_serves_that_release(host, ports):
-    """After version 3, rollback.yml was given version 2's release by name."""
-    v2 = host.file("/root/release-v2").content_string.strip()
-    assert host.check_output(f"readlink /srv/{APP}/current") == v2
-    for port in ports:
-        assert curl(host, f"http://127.0.0.1:{port}/", "-f").stdout.startswith("Hello from aiohttp_example v2")
+@pytest.mark.parametrize("step", [("v1", "v2"), ("v2", "v3")])
+def test_a_new_version_restarts_every_instance_one_at_a_time(host, ports, step):
+    before, after = (instances(host, label) for label in step)
+    for unit, seen in after.items():
+        assert seen["pid"] != before[unit]["pid"], f"{unit} was not restarted by {step[1]}"
+    # Each instance stopped only after the one restarted before it had started again.
+    restarts = sorted((seen["stopped"], seen["started"], unit) for unit, seen in after.items())
+    for (_, started, unit), (stopped, _, next_unit) in zip(restarts, restarts[1:]):
+        assert started < stopped, f"{next_unit} stopped before {unit} had started again: {restarts}"
+
+
+def test_rollback_by_name_serves_the_named_release(host, ports):
+    named, version = rollback_target(host)
+    assert host.check_output(f"readlink /srv/{APP}/current") == named
+    record = instances(host, "rollback")
+    for unit, seen in record.items():
+        assert page_pattern(version).fullmatch(seen["page"]), (unit, seen)
+        assert seen["pid"] != instances(host, "v3")[unit]["pid"], f"{unit} was not restarted by the rollback"
+
+
+def test_where_five_releases_are_kept_the_rollback_by_name_differs_from_the_plain_one(host):
+    keep = int(host.ansible.get_variables().get("aiohttp_app_keep_releases", 5))
+    assert rollback_target(host)[1] == ("v1" if keep > 2 else "v2")
 
 
 def test_only_the_newest_releases_are_kept(host):
@@ -100,10 +136,8 @@ def test_unit_is_sandboxed(host, ports):
     unit = f"{APP}@{ports[0]}"
     props = host.check_output(f"systemctl show -p NoNewPrivileges -p ProtectSystem -p PrivateTmp -p ProtectHome {unit}")
     assert set(props.splitlines()) == {"NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes", "ProtectHome=yes"}
-    # systemd's own assessment of the running unit: 10 is unprotected, below 2 is "OK".
-    report = host.check_output(f"systemd-analyze security --no-pager {unit}.service")
-    exposure = float(report.rsplit("Overall exposure level for", 1)[1].split(":")[1].split()[0])
-    assert exposure < 2.5, report
+    exposure, report = sandbox_exposure(host, f"{unit}.service")
+    assert exposure <= 1.6, report  # the README's 1.5-1.6
 
 
 def test_each_instance_may_hold_many_connections(host, ports):
