@@ -10,6 +10,11 @@ proxy's graceful reload, not a failure. Such retries are counted in ``keepalive_
 (``--retries-per-client``): past the bound, such a request is a failure. A request that fails on a new
 connection, or again on its retry, is a failure.
 
+With ``--slow PATH`` and ``--post PATH``, one more client each keeps a request of that kind in flight all
+the time, on a new connection each (``Connection: close``, never sent again): a GET that the server answers
+slowly, and a POST of 64 KiB (paced, 20 a second at most) whose SHA-256 the server must answer with (JSON ``{"sha256": ...}``). They are
+counted apart (``slow``, ``post``) and their failures count in ``failed``.
+
 HTTPS is always verified, against ``--cafile`` (else the system's CAs), for the URL's host name; with
 ``--connect-to`` the connection goes to that loopback address instead of the name's.
 
@@ -18,6 +23,7 @@ HTTPS is always verified, against ``--cafile`` (else the system's CAs), for the 
 """
 
 import argparse
+import hashlib
 import http.client
 import json
 import os
@@ -50,7 +56,40 @@ def get(conn, path):
     return response
 
 
-def worker(url, target, deadline, budget, stop_file, results, lock, interval):
+def one_at_a_time(url, target, kind, path, deadline, stop_file, results, lock):
+    """Keep one request of `kind` (slow: a GET of path; post: a POST of a body to path) in flight until the end."""
+    parts = urllib.parse.urlsplit(url)
+    body = os.urandom(64 * 1024)
+    digest = hashlib.sha256(body).hexdigest()
+    done, errors = 0, Counter()
+    while time.monotonic() < deadline and not os.path.exists(stop_file):
+        conn = connect(parts, target)
+        conn.timeout = 30
+        try:
+            if kind == "post":
+                conn.request("POST", path, body=body, headers={"Content-Type": "application/octet-stream", "Connection": "close"})
+            else:
+                conn.request("GET", path, headers={"Connection": "close"})
+            response = conn.getresponse()
+            answer = response.read()
+            if response.status != 200:
+                errors[f"{kind}: HTTP {response.status}"] += 1
+            elif kind == "post" and json.loads(answer).get("sha256") != digest:
+                errors[f"{kind}: the answer is not the body's SHA-256"] += 1
+            else:
+                done += 1
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            errors[f"{kind}: {type(exc).__name__}"] += 1
+        finally:
+            conn.close()
+        if kind == "post":
+            time.sleep(0.05)
+    with lock:
+        results[kind] = {"requests": done + sum(errors.values()), "failed": sum(errors.values())}
+        results["errors"].update(errors)
+
+
+def worker(url, target, deadline, budget, stop_file, results, lock, interval, started_file=None):
     parts = urllib.parse.urlsplit(url)
     path = parts.path or "/"
     if parts.query:
@@ -80,6 +119,8 @@ def worker(url, target, deadline, budget, stop_file, results, lock, interval):
                 response = get(conn, path)
             reused = True
             counts[response.status] += 1
+            if started_file and not os.path.exists(started_file):
+                open(started_file, "w", encoding="utf-8").close()
             if response.status != 200:
                 errors[f"HTTP {response.status}"] += 1
             if response.getheader("Connection", "").lower() == "close":
@@ -107,6 +148,9 @@ def main():
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--interval", type=float, default=0, help="seconds each client waits between requests")
     parser.add_argument("--stop-file", default="/tmp/loadgen.stop")
+    parser.add_argument("--slow", metavar="PATH", help="one more client, keeping a GET of PATH (a slow answer) in flight")
+    parser.add_argument("--post", metavar="PATH", help="one more client, sending 64 KiB POSTs to PATH one after another")
+    parser.add_argument("--started-file", help="written once the first request has been answered")
     parser.add_argument("--cafile", help="CA certificates that verify an HTTPS server (default: the system's)")
     parser.add_argument("--connect-to", help="loopback address to connect to instead of the URL host's")
     parser.add_argument("--retries-per-client", type=int, default=10,
@@ -126,8 +170,11 @@ def main():
     lock = threading.Lock()
     started = time.monotonic()
     deadline = started + duration
-    threads = [threading.Thread(target=worker, args=(args.url, target, deadline, budget, args.stop_file, results, lock, args.interval))
+    threads = [threading.Thread(target=worker, args=(args.url, target, deadline, budget, args.stop_file, results, lock, args.interval,
+                                                     args.started_file))
                for _client in range(max(1, min(args.concurrency, 64)))]
+    threads += [threading.Thread(target=one_at_a_time, args=(args.url, target, kind, path, deadline, args.stop_file, results, lock))
+                for kind, path in (("slow", args.slow), ("post", args.post)) if path]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -150,6 +197,7 @@ def main():
         "failed": sum(results["errors"].values()),
         "errors": dict(results["errors"]),
         "keepalive_retries": results["keepalive_retries"],
+        **{kind: results[kind] for kind in ("slow", "post") if kind in results},
         "status": {str(k): v for k, v in results["status"].items()},
         "rps": round(total / elapsed, 1) if elapsed else 0,
         "p50_ms": round(latencies[total // 2] * 1000, 2) if total else None,

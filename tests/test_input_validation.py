@@ -5,6 +5,7 @@ import difflib
 import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -75,7 +76,8 @@ CASES = [
     ({"aiohttp_app_keep_releases": 1}, "aiohttp_app_keep_releases must be 2 or more"),
     ({"aiohttp_app_environment": {"1BAD": "x", "GOOD": "y"}}, "aiohttp_app_environment: names must be letters, digits and _, not starting with a digit: 1BAD."),
     ({"aiohttp_app_environment": {"FLAG": True}}, "values must be strings or numbers without NUL characters (quote true/false and yes/no in YAML): FLAG."),
-    ({"aiohttp_app_environment": {"NESTED": {"a": 1}}}, "values must be strings or numbers without NUL characters (quote true/false and yes/no in YAML): NESTED."),
+    ({"aiohttp_app_environment": {"NESTED": {"a": 1}}},
+     "values must be strings or numbers without NUL characters (quote true/false and yes/no in YAML): NESTED."),
     ({"aiohttp_app_environment": {"WITH_NUL": "a\u0000b"}}, "without NUL characters (quote true/false and yes/no in YAML): WITH_NUL."),
     ({"aiohttp_app_object": "my_app_module"}, "aiohttp_app_object must be module:app or module:factory"),
     ({"aiohttp_app_module": "my-app.py"}, "aiohttp_app_module must be a module name"),
@@ -186,9 +188,47 @@ PAST_THE_CHECKS = {
     "load_balanced": "python3-apt must be installed to use check mode",
     "rollback": "No release to roll back to: aiohttp_app_rollback_to is '' and the releases are none.",
 }
-RUNS = [case[:2] for case in ALL_CASES] + [
-    ("nginx_supervisord", {"aiohttp_app_environment": {"DATABASE_PASSWORD": ENVIRONMENT_SECRET, "bad-name": ENVIRONMENT_SECRET}}),
-] + [(playbook, {}, "--check") for playbook in PAST_THE_CHECKS]
+
+# inventory/example and the README's own play, as a team uses them: the inventory copied with the blank host as its
+# group's one host, and what the team adds (its secrets, its code, its certificate) given as extra variables. In
+# check mode each must get past every check, as the base settings do.
+TOOLS_APP = Path(tempfile.mkdtemp(prefix="aiodeploy-tools-app-"))
+(TOOLS_APP / "tools_app.py").write_text("from aiohttp import web\n\nweb.run_app(web.Application())\n")
+API_TLS = write_certificate("api", "api.example.com", 90)
+FILLED_IN = {"vault_shop_database_url": "postgresql://shop@db.example.com/shop", "aiohttp_app_source_path": str(TOOLS_APP),
+             "nginx_tls_certificate_file": API_TLS["nginx_tls_certificate_file"], "nginx_tls_key_file": API_TLS["nginx_tls_key_file"]}
+README_PLAY = re.search(r"The roles work in your own playbooks too\..*?```yaml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)[1]
+USES = {
+    # (playbook, the host's group, text that shows the run got past every check)
+    "example-nginx_supervisord": ("nginx_supervisord", "aiohttp_supervisord", "The deploy failed at "),
+    "example-nginx_gunicorn": ("nginx_gunicorn", "aiohttp_gunicorn", "The deploy failed at "),
+    "example-standalone": ("standalone", "aiohttp_standalone", "The deploy failed at "),
+    "example-load_balanced": ("load_balanced", "aiohttp_lb", "python3-apt must be installed to use check mode"),
+    "readme-play": (None, "shop", "python3-apt must be installed to use check mode"),
+}
+
+
+def run_as_a_team(env, host, use):
+    playbook, group, _past = USES[use]
+    team = Path(tempfile.mkdtemp(prefix=f"aiodeploy-{use}-"))
+    shutil.copytree(ROOT / "inventory/example/group_vars", team / "group_vars")
+    hosts = {group: {"hosts": {host: {"ansible_connection": "community.docker.docker"}}}}
+    if group == "aiohttp_lb":
+        # The balancers' play reads the app hosts' inventory; it stops (check mode) before the app hosts' play.
+        hosts["aiohttp_app_hosts"] = {"hosts": {"app1.example.com": {"nginx_listen_address": "10.0.0.11"}}}
+    (team / "hosts.yml").write_text(json.dumps(hosts))
+    if playbook is None:
+        (team / "play.yml").write_text(README_PLAY)
+    return subprocess.run(
+        ["ansible-playbook", "--check", "-i", str(team / "hosts.yml"), "-e", json.dumps(FILLED_IN),
+         str(team / "play.yml") if playbook is None else f"playbooks/{playbook}.yml"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+
+
+RUNS = [(run_playbook, *case[:2]) for case in ALL_CASES] + [
+    (run_playbook, "nginx_supervisord", {"aiohttp_app_environment": {"DATABASE_PASSWORD": ENVIRONMENT_SECRET, "bad-name": ENVIRONMENT_SECRET}}),
+] + [(run_playbook, playbook, {}, "--check") for playbook in PAST_THE_CHECKS] + [(run_as_a_team, use) for use in USES]
 
 
 # What a run could change on the host: owners, modes, sizes, mtimes and link targets of everything under the
@@ -212,7 +252,7 @@ def results(installed_collection, blank_host):
     """Each run's result, in the order of RUNS, and the host's state before and after all of them."""
     before = host_state(blank_host)
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        runs = list(pool.map(lambda run: run_playbook(installed_collection, blank_host, *run), RUNS))
+        runs = list(pool.map(lambda run: run[0](installed_collection, blank_host, *run[1:]), RUNS))
     return {"runs": runs, "before": before, "after": host_state(blank_host)}
 
 
@@ -229,9 +269,16 @@ def test_bad_variable_fails_before_any_change(results, blank_host, index):
 
 @pytest.mark.parametrize("playbook", PAST_THE_CHECKS)
 def test_base_settings_pass_every_check(results, playbook):
-    result = results["runs"][RUNS.index((playbook, {}, "--check"))]
+    result = results["runs"][RUNS.index((run_playbook, playbook, {}, "--check"))]
     output = result.stdout + result.stderr
     assert result.returncode != 0 and PAST_THE_CHECKS[playbook] in output, output[-5000:]
+
+
+@pytest.mark.parametrize("use", USES)
+def test_the_example_inventory_and_the_readme_play_pass_every_check(results, use):
+    result = results["runs"][RUNS.index((run_as_a_team, use))]
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and USES[use][2] in output, output[-5000:]
 
 
 def test_a_bad_environment_names_the_key_and_never_shows_a_value(results):

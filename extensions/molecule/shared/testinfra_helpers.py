@@ -134,6 +134,15 @@ def load_summary(host, path):
     return json.loads(host.file(path).content_string)
 
 
+def assert_load_held(summary, at_least, in_flight=("slow", "post")):
+    """A load of side_effect.yml (shared/tasks/load_start.yml) ran until the steps it watched had finished, sent at
+    least `at_least` GETs, kept the slow GET and the POST with a body in flight, and no request of any kind failed."""
+    assert summary["stopped_by"] == "stop-file", summary
+    assert summary["requests"] >= at_least and summary["failed"] == 0, summary
+    for kind in in_flight:
+        assert summary[kind]["requests"] >= 1 and summary[kind]["failed"] == 0, (kind, summary)
+
+
 @pytest.fixture(scope="module")
 def loadgen(host):
     """bench/loadgen.py copied into the host; returns its path there."""

@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from testinfra_helpers import TEST_CA, assert_tls_versions, client_seen, curl, load_summary
+from testinfra_helpers import TEST_CA, assert_load_held, assert_tls_versions, client_seen, curl, load_summary
 
 HAPROXY = "http://127.0.0.10:8080"
 NGINX = "https://localhost:8443"
@@ -58,9 +58,7 @@ def access_log(host, marker):
 @pytest.mark.parametrize("balancer", ["haproxy", "nginx"])
 @pytest.mark.parametrize("load", LOADS)
 def test_no_request_failed(lb, load, balancer):
-    summary = load_summary(lb, f"/root/{load}-{balancer}.json")
-    assert summary["stopped_by"] == "stop-file", summary
-    assert summary["requests"] >= 100 and summary["failed"] == 0, summary
+    assert_load_held(load_summary(lb, f"/root/{load}-{balancer}.json"), 100)
 
 
 @ON_LB1
@@ -83,6 +81,22 @@ def test_app_hosts_serve_what_the_stopped_rollout_left(app_host):
     out = curl(app_host, f"http://{APP_HOSTS[name]}:8080/public", "-f")
     assert out.stdout.strip() == PAGE_AFTER_V3[name]
     assert app_host.file("/root/public-after-v3").content_string.strip() == PAGE_AFTER_V3[name]
+
+
+@ON_LB1
+def test_version_2_rolled_two_app_hosts_at_a_time(lb):
+    """aiodeploy_batch=2: app-1 and app-2 restarted their processes together, app-3 only after them."""
+    started = {name: min(map(int, times)) for name, times in json.loads(lb.file("/root/started-v2.json").content_string).items()}
+    assert sorted(started) == sorted(APP_HOSTS), started
+    assert abs(started["app-1"] - started["app-2"]) <= 4, started
+    assert started["app-3"] - max(started["app-1"], started["app-2"]) >= 5, started
+
+
+@pytest.mark.on_hosts("app-2")
+def test_the_host_that_failed_after_its_drain_went_back_into_rotation(host):
+    after = int(host.file("/root/after-v3-at").content_string)
+    for balancer in ("haproxy", "nginx"):
+        assert [t for t in access_log(host, f"load=v3-{balancer}") if t > after], balancer
 
 
 @pytest.mark.on_hosts("app-2")
@@ -152,6 +166,15 @@ def test_haproxy_kept_its_configuration_and_process_when_it_rejected_a_new_one(l
     assert "HAProxy rejected the new configuration, the previous one is kept" in deploy["output"], deploy["output"][-3000:]
     assert lb.file("/root/haproxy-after").content_string == lb.file("/root/haproxy-before").content_string
     assert "app-1.invalid" not in lb.file("/etc/haproxy/haproxy.cfg").content_string
+
+
+@pytest.mark.on_hosts("lb-2")
+def test_the_nginx_balancer_kept_its_site_and_process_when_nginx_refused_a_new_one(host):
+    deploy = json.loads(host.file("/root/nginx-balancer-rejected-deploy.json").content_string)
+    assert deploy["rc"] != 0
+    assert "nginx rejected the new configuration, the previous one is kept" in deploy["output"], deploy["output"][-3000:]
+    assert host.file("/root/nginx-balancer-after").content_string == host.file("/root/nginx-balancer-before").content_string
+    assert "app-1.invalid" not in host.file("/etc/nginx/conf.d/balancer.conf").content_string
 
 
 @pytest.mark.on_hosts("lb-2")

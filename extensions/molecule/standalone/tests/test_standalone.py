@@ -89,8 +89,8 @@ def test_a_new_version_restarts_every_instance_one_at_a_time(host, ports, step):
         assert seen["pid"] != before[unit]["pid"], f"{unit} was not restarted by {step[1]}"
     # Each instance stopped only after the one restarted before it had started again.
     restarts = sorted((seen["stopped"], seen["started"], unit) for unit, seen in after.items())
-    for (_, started, unit), (stopped, _, next_unit) in zip(restarts, restarts[1:]):
-        assert started < stopped, f"{next_unit} stopped before {unit} had started again: {restarts}"
+    for first, then in zip(restarts, restarts[1:]):
+        assert first[1] < then[0], f"{then[2]} stopped before {first[2]} had started again: {restarts}"
 
 
 def test_rollback_by_name_serves_the_named_release(host, ports):

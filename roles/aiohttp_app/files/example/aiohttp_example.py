@@ -16,6 +16,7 @@ APP_RELEASE                name of the deployed release, echoed by /health
 """
 
 import argparse
+import asyncio
 import hashlib
 import logging
 import os
@@ -39,6 +40,12 @@ async def health(request: web.Request) -> web.Response:
 async def client(request: web.Request) -> web.Response:
     """Who the client is, as the app sees it: behind a proxy, the proxy's forwarded headers decide."""
     return web.json_response({"remote": request.remote, "scheme": request.scheme, "host": request.host})
+
+
+async def slow(request: web.Request) -> web.Response:
+    """Answer after ?seconds= (at most 30): a request still in flight while the process is asked to stop."""
+    await asyncio.sleep(min(float(request.query.get("seconds", "1")), 30.0))
+    return web.Response(text=f"slow answer from pid {os.getpid()}\n")
 
 
 async def upload(request: web.Request) -> web.Response:
@@ -67,6 +74,7 @@ def make_app() -> web.Application:
     app.router.add_get("/", index)
     app.router.add_get("/health", health)
     app.router.add_get("/client", client)
+    app.router.add_get("/slow", slow)
     app.router.add_post("/upload", upload)
     app.router.add_get("/ws", websocket_echo)
     static_dir = os.environ.get("AIOHTTP_STATIC_DIR", "")

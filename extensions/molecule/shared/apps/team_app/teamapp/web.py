@@ -1,3 +1,5 @@
+import asyncio
+import hashlib
 import hmac
 import os
 import pathlib
@@ -35,6 +37,18 @@ async def public(request):
     return web.Response(text="public page\n")
 
 
+async def slow(request):
+    """The report page that takes a while."""
+    await asyncio.sleep(1.5)
+    return web.Response(text="slow report\n")
+
+
+async def upload(request):
+    """Receive a file; answer with its checksum, as the team's clients verify it."""
+    digest = hashlib.sha256(await request.read())
+    return web.json_response({"sha256": digest.hexdigest()})
+
+
 async def client(request):
     """The client's address and scheme, as the audit log records them."""
     return web.json_response({"remote": request.remote, "scheme": request.scheme, "host": request.host})
@@ -52,4 +66,6 @@ async def init_app():
     app.router.add_get("/secret", secret)
     app.router.add_get("/public", public)
     app.router.add_get("/public/client", client)
+    app.router.add_get("/public/slow", slow)
+    app.router.add_post("/public/upload", upload)
     return app
