@@ -47,9 +47,9 @@ logs=$(mktemp -d "${TMPDIR:-/tmp}/aiodeploy-test.XXXXXX")
 for scenario in $scenarios; do
     step "Molecule scenario $scenario"
     start=$SECONDS
-    # A scenario passes only when Molecule succeeds and its verifier ran tests and reported them passed:
-    # Molecule itself succeeds with "Skipping, no tests found", and conftest.py fails a run that skipped any.
-    if molecule test -s "$scenario" 2>&1 | tee "$logs/$scenario.log" && scenario_verified "$logs/$scenario.log"; then
+    # A scenario passes only when Molecule succeeds and its verifier ran tests and all passed (scenario_verified).
+    if AIODEPLOY_TEST_REPORT="$logs/$scenario.tests.json" molecule test -s "$scenario" 2>&1 | tee "$logs/$scenario.log" \
+        && scenario_verified "$logs/$scenario.tests.json"; then
         passed=$((passed + 1))
         echo "scenario $scenario passed in $((SECONDS - start)) s"
     else

@@ -2,20 +2,28 @@
 into their conftest.py. pytest itself exits 0 when every test skips, and 5 only when none is collected."""
 
 import fnmatch
+import json
+import os
 
 import pytest
+
+# Where a run writes what it checked, for scripts/test.sh: Molecule reports success for a verifier that found no test.
+REPORT = "AIODEPLOY_TEST_REPORT"
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session):
     """Fail a run that collected no test or skipped any: a check whose subject is missing must fail, not skip."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
-    if session.exitstatus == pytest.ExitCode.OK and (skipped or not session.testscollected):
+    counts = {kind: len(reporter.stats.get(kind, [])) if reporter else 0 for kind in ("passed", "failed", "error", "skipped")}
+    if session.exitstatus == pytest.ExitCode.OK and (counts["skipped"] or not session.testscollected):
         if reporter:
-            reporter.write_line(f"FAILED: {skipped} skipped of {session.testscollected} collected: "
+            reporter.write_line(f"FAILED: {counts['skipped']} skipped of {session.testscollected} collected: "
                                 "a skipped test is a check that did not run", red=True, bold=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if os.environ.get(REPORT):
+        with open(os.environ[REPORT], "w", encoding="utf-8") as report:
+            json.dump({"exitstatus": int(session.exitstatus), "collected": session.testscollected, **counts}, report)
 
 
 def pytest_configure(config):

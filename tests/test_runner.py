@@ -30,19 +30,31 @@ def test_ci_runs_every_scenario_whatever_its_environment_says():
     assert lines.index("unset AIODEPLOY_SCENARIOS") < lines.index("make test"), lines
 
 
-@pytest.mark.parametrize(("log", "verified"), [
-    ("\x1b[32m======= 28 passed in 45.31s =======\x1b[0m\n", True),
-    ("== 70 passed, 126 deselected, 2 warnings in 301.20s (0:05:01) ==\n", True),
-    ("INFO     Executed: Successful\nWARNING  Skipping, no tests found.\n", False),
-    ("=== 27 passed, 1 skipped in 40.00s ===\n", False),
-    ("=== 1 failed, 27 passed in 40.00s ===\n", False),
-    ("=== 27 passed, 1 error in 40.00s ===\n", False),
+@pytest.mark.parametrize(("report", "verified"), [
+    ('{"exitstatus": 0, "collected": 28, "passed": 28, "failed": 0, "error": 0, "skipped": 0}', True),
+    (None, False),
     ("", False),
+    ('{"exitstatus": 0, "collected": 0, "passed": 0, "failed": 0, "error": 0, "skipped": 0}', False),
+    ('{"exitstatus": 1, "collected": 28, "passed": 27, "failed": 0, "error": 0, "skipped": 1}', False),
+    ('{"exitstatus": 1, "collected": 28, "passed": 27, "failed": 1, "error": 0, "skipped": 0}', False),
 ])
-def test_a_scenario_passes_only_when_its_verifier_ran_tests_and_all_passed(tmp_path, log, verified):
-    (tmp_path / "scenario.log").write_text(log)
-    done = bash(f"source scripts/env.sh; scenario_verified {tmp_path / 'scenario.log'}")
+def test_a_scenario_passes_only_when_its_verifier_ran_tests_and_all_passed(tmp_path, report, verified):
+    if report is not None:
+        (tmp_path / "tests.json").write_text(report)
+    done = bash(f"source scripts/env.sh; scenario_verified {tmp_path / 'tests.json'}")
     assert (done.returncode == 0) == verified, done.stdout + done.stderr
+
+
+def test_the_report_a_scenario_is_verified_by_is_the_one_its_tests_write(tmp_path):
+    """tests/strict.py writes it where AIODEPLOY_TEST_REPORT says; scenario_verified reads it."""
+    (tmp_path / "conftest.py").write_text(STRICT_CONFTEST)
+    for tests, verified in (("def test_ok():\n    pass\n", True), ("import pytest\ndef test_gone():\n    pytest.skip('x')\n", False)):
+        (tmp_path / "test_probe.py").write_text(tests)
+        subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", str(tmp_path)], cwd=tmp_path,
+                       env={**os.environ, "AIODEPLOY_TEST_REPORT": str(tmp_path / "tests.json")},
+                       capture_output=True, timeout=120, check=False)
+        done = bash(f"source scripts/env.sh; scenario_verified {tmp_path / 'tests.json'}")
+        assert (done.returncode == 0) == verified, done.stdout + done.stderr
 
 
 STRICT_CONFTEST = f"""
