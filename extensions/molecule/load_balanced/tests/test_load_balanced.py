@@ -159,22 +159,25 @@ def test_the_app_sees_the_client_through_both_proxies(lb, balancer):
     assert seen["host"] != "evil.test", seen
 
 
+def assert_refused_and_kept(host, name, refusal, config):
+    """side_effect.yml gave the balancer an app host whose name does not resolve (deploy `name`): the play failed
+    with the refusal, and the configuration file's checksum and the master's pid (`name`-before/-after) stayed."""
+    deploy = json.loads(host.file(f"/root/{name}-rejected-deploy.json").content_string)
+    assert deploy["rc"] != 0
+    assert refusal in deploy["output"], deploy["output"][-3000:]
+    assert host.file(f"/root/{name}-after").content_string == host.file(f"/root/{name}-before").content_string
+    assert "app-1.invalid" not in host.file(config).content_string
+
+
 @ON_LB1
 def test_haproxy_kept_its_configuration_and_process_when_it_rejected_a_new_one(lb):
-    deploy = json.loads(lb.file("/root/haproxy-rejected-deploy.json").content_string)
-    assert deploy["rc"] != 0
-    assert "HAProxy rejected the new configuration, the previous one is kept" in deploy["output"], deploy["output"][-3000:]
-    assert lb.file("/root/haproxy-after").content_string == lb.file("/root/haproxy-before").content_string
-    assert "app-1.invalid" not in lb.file("/etc/haproxy/haproxy.cfg").content_string
+    assert_refused_and_kept(lb, "haproxy", "HAProxy rejected the new configuration, the previous one is kept", "/etc/haproxy/haproxy.cfg")
 
 
 @pytest.mark.on_hosts("lb-2")
 def test_the_nginx_balancer_kept_its_site_and_process_when_nginx_refused_a_new_one(host):
-    deploy = json.loads(host.file("/root/nginx-balancer-rejected-deploy.json").content_string)
-    assert deploy["rc"] != 0
-    assert "nginx rejected the new configuration, the previous one is kept" in deploy["output"], deploy["output"][-3000:]
-    assert host.file("/root/nginx-balancer-after").content_string == host.file("/root/nginx-balancer-before").content_string
-    assert "app-1.invalid" not in host.file("/etc/nginx/conf.d/balancer.conf").content_string
+    assert_refused_and_kept(host, "nginx-balancer", "nginx rejected the new configuration, the previous one is kept",
+                            "/etc/nginx/conf.d/balancer.conf")
 
 
 @pytest.mark.on_hosts("lb-2")
