@@ -16,7 +16,7 @@ if [[ -v AIODEPLOY_SCENARIOS ]]; then
     scenarios=$(xargs <<<"$AIODEPLOY_SCENARIOS")  # blanks and newlines alone leave nothing
     [[ -n "$scenarios" ]] || { echo "AIODEPLOY_SCENARIOS is set but names no scenario (unset it to run them all)"; exit 1; }
     for scenario in $scenarios; do
-        grep -qx "$scenario" <<<"$all_scenarios" || { echo "AIODEPLOY_SCENARIOS names '$scenario', which is not one of: $(xargs <<<"$all_scenarios")"; exit 1; }
+        grep -qxF "$scenario" <<<"$all_scenarios" || { echo "AIODEPLOY_SCENARIOS names '$scenario', which is not one of: $(xargs <<<"$all_scenarios")"; exit 1; }
     done
     echo "Only these Molecule scenarios (AIODEPLOY_SCENARIOS): $scenarios"
 else

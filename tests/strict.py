@@ -41,12 +41,14 @@ def pytest_collection_modifyitems(config, items):
             selected.append(item)
             continue
         pattern = marker.args[0]
-        name = item.callspec.params["_testinfra_host"].backend.get_hostname()
-        wanted = fnmatch.fnmatchcase(name, pattern)
-        matched.setdefault((item.originalname, pattern), False)
-        matched[(item.originalname, pattern)] |= wanted
+        host = getattr(item, "callspec", None) and item.callspec.params.get("_testinfra_host")
+        if host is None:
+            raise pytest.UsageError(f"{item.nodeid} is marked on_hosts but takes no testinfra host")
+        wanted = fnmatch.fnmatchcase(host.backend.get_hostname(), pattern)
+        test = (item.path, item.originalname, pattern)
+        matched[test] = matched.get(test, False) or wanted
         (selected if wanted else deselected).append(item)
-    orphans = sorted(f"{test} (on_hosts {pattern!r})" for (test, pattern), found in matched.items() if not found)
+    orphans = sorted(f"{test} (on_hosts {pattern!r})" for (_path, test, pattern), found in matched.items() if not found)
     if orphans:
         raise pytest.UsageError(f"no test host matches these tests' hosts: {', '.join(orphans)}")
     if deselected:

@@ -148,6 +148,7 @@ def test_launcher_binds_unix_sockets_for_nginx_only(host):
         sock = host.file(f"/run/launched/launched_{n}.sock")
         assert sock.is_socket
         assert (sock.user, sock.group, sock.mode) == ("launched", "www-data", 0o660)
+        assert unix_connect(host, sock.path, "www-data") == "connected"
         assert unix_connect(host, sock.path, "nobody") == "PermissionError"
 
 
@@ -200,10 +201,10 @@ def test_secret_rotation_restarted_the_team_app_and_no_other_program(host):
     before = {(m[1], m[2]): m[3] for m in status.finditer(host.file("/root/team-before").content_string)}
     after = {(m[1], m[2]): m[3] for m in status.finditer(host.file("/root/programs-after-rotation").content_string)}
     assert sorted(before) == sorted(after)
+    assert {p for p in before if p[0] == "team"} == {("team", "team_1"), ("team", "team_2")}, before
     others = {process for process in before if process[0] != "team"}
     assert len({process[0] for process in others}) >= 2, before
     assert {p: before[p] for p in others} == {p: after[p] for p in others}
-    assert all(before[p] != after[p] for p in before if p[0] == "team"), (before, after)
 
 
 def test_secret_rotation_rolled_through_the_pool_without_a_failure(host):
@@ -213,7 +214,7 @@ def test_secret_rotation_rolled_through_the_pool_without_a_failure(host):
     assert load["stopped_by"] == "stop-file", load
     assert load["requests"] >= 100 and load["failed"] == 0, load
     before = dict(re.findall(r"^team:(\S+)\s+RUNNING\s+pid (\d+)", host.file("/root/team-before").content_string, re.M))
-    after = dict(re.findall(r"^team:(\S+)\s+RUNNING\s+pid (\d+)", host.file("/root/team-after").content_string, re.M))
+    after = dict(re.findall(r"^team:(\S+)\s+RUNNING\s+pid (\d+)", host.file("/root/programs-after-rotation").content_string, re.M))
     assert sorted(before) == sorted(after) == ["team_1", "team_2"]
     assert all(before[name] != after[name] for name in before), (before, after)
     # Restarted one at a time by the rollout, not all at once by supervisord's `update`.

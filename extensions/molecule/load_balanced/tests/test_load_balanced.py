@@ -88,7 +88,7 @@ def test_version_2_rolled_two_app_hosts_at_a_time(lb):
     """aiodeploy_batch=2: app-1 and app-2 restarted their processes together, app-3 only after them."""
     started = {name: min(map(int, times)) for name, times in json.loads(lb.file("/root/started-v2.json").content_string).items()}
     assert sorted(started) == sorted(APP_HOSTS), started
-    assert abs(started["app-1"] - started["app-2"]) <= 4, started
+    assert abs(started["app-1"] - started["app-2"]) <= 8, started
     assert started["app-3"] - max(started["app-1"], started["app-2"]) >= 5, started
 
 
