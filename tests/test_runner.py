@@ -2,6 +2,7 @@
 tests/strict.py), shown on runs made to fail that way."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -17,12 +18,21 @@ def bash(script, **env):
 @pytest.mark.parametrize(("chosen", "message"), [
     (" ", "AIODEPLOY_SCENARIOS is set but names no scenario"),
     ("\n\t", "AIODEPLOY_SCENARIOS is set but names no scenario"),
-    ("standalone nosuch", "AIODEPLOY_SCENARIOS names 'nosuch', which is not one of: apps "),
+    ("standalone nosuch", "AIODEPLOY_SCENARIOS names 'nosuch', which is not one of: apps standalone"),
+    ("stand.lone", "AIODEPLOY_SCENARIOS names 'stand.lone', which is not one of: apps standalone"),
 ])
-def test_a_scenario_choice_that_names_none_fails_before_anything_runs(chosen, message):
-    done = bash("scripts/test.sh", AIODEPLOY_SCENARIOS=chosen)
+def test_a_scenario_choice_that_names_none_fails_before_anything_runs(tmp_path, chosen, message):
+    """scripts/test.sh in a tree of its own, whose setup step would say so if the run got that far."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts/test.sh", tmp_path / "scripts/test.sh")
+    (tmp_path / "scripts/setup.sh").write_text("echo 'the run went on to its setup'; exit 99\n")
+    (tmp_path / "scripts/setup.sh").chmod(0o755)
+    for scenario in ("apps", "standalone"):
+        (tmp_path / "extensions/molecule" / scenario).mkdir(parents=True)
+        (tmp_path / "extensions/molecule" / scenario / "molecule.yml").write_text("---\n")
+    done = bash(f"bash {tmp_path / 'scripts/test.sh'}", AIODEPLOY_SCENARIOS=chosen)
     assert done.returncode == 1 and message in done.stdout, done.stdout + done.stderr
-    assert "====" not in done.stdout
+    assert "the run went on" not in done.stdout
 
 
 def test_ci_runs_every_scenario_whatever_its_environment_says():
