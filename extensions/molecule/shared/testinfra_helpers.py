@@ -134,14 +134,18 @@ def load_summary(host, path):
     return json.loads(host.file(path).content_string)
 
 
-def assert_load_held(summary, at_least, in_flight=("slow", "post")):
+def assert_load_held(summary, at_least, in_flight=("slow", "post"), posts_may_fail=0):
     """A load of side_effect.yml (shared/tasks/load_start.yml) ran until the steps it watched had finished, sent at
     least `at_least` GETs, kept the slow GET (1.5 s each) and the POST with a body in flight most of the time (one
-    every 3 s at least, as they go one after another), and no request of any kind failed."""
+    every 3 s at least, as they go one after another), and no request failed. Only where a host goes down
+    unannounced may up to `posts_may_fail` POSTs in flight to it fail, with a 502: a proxy never sends a POST again
+    once it reached a host (it might run twice)."""
     assert summary["stopped_by"] == "stop-file", summary
-    assert summary["requests"] >= at_least and summary["failed"] == 0, summary
+    lost = summary.get("post", {}).get("failed", 0)
+    assert lost <= posts_may_fail and set(summary["errors"]) <= ({"post: HTTP 502"} if lost else set()), summary
+    assert summary["requests"] >= at_least and summary["failed"] == lost, summary
     for kind in in_flight:
-        assert summary[kind]["requests"] >= summary["seconds"] / 3 and summary[kind]["failed"] == 0, (kind, summary)
+        assert summary[kind]["requests"] >= summary["seconds"] / 3, (kind, summary)
 
 
 @pytest.fixture(scope="module")
