@@ -25,6 +25,7 @@ time per app host of a rolling deploy under a paced load, with its failed reques
     python bench/run.py --quick               # before stopping: nginx_supervisord (unix), 2 short rounds
     python bench/run.py --only standalone --duration 10 --rounds 5
     python bench/run.py --only load_balanced
+    python bench/run.py --only installers     # uv against pip: fresh converge, releases with same and changed requirements
 """
 
 import argparse
@@ -304,6 +305,64 @@ def measure(name, spec, duration, rounds, workdir):
             subprocess.run([str(ROOT / "scripts/systemd-host.sh"), "rm", host], check=False)
 
 
+def measure_installers(workdir, rounds):
+    """uv against pip, side by side: the nginx_supervisord playbook on two fresh hosts, one per installer. A fresh
+    converge of each, then in alternating rounds a release with the same requirements (new code) and one with a
+    changed requirement (a new virtualenv); seconds until the new code answers from every process, medians."""
+    spec = TOPOLOGIES[QUICK]
+    inventory = workdir / "installers.yml"
+    hosts = {"uv": HOST, "pip": FLOOR}
+    inventory.write_text(json.dumps({
+        "uv": {"hosts": {HOST: {}}}, "pip": {"hosts": {FLOOR: {}}},
+        "all": {"vars": {"ansible_connection": "community.docker.docker"}},
+    }))
+    for name in hosts.values():
+        subprocess.run([str(ROOT / "scripts/systemd-host.sh"), "start", name], check=True)
+    try:
+        sh(["ansible-playbook", "-i", str(inventory), str(ROOT / "extensions/molecule/shared/prepare.yml")], cwd=ROOT)
+        for name in hosts.values():
+            for script in ("loadgen.py", "probe.py"):
+                sh(["docker", "cp", str(ROOT / "bench" / script), f"{name}:/root/{script}"])
+        book = ROOT / "playbooks/nginx_supervisord.yml"
+
+        def run(installer, extra, version=None):
+            extra = {**spec["vars"], "aiodeploy_hosts": installer, "aiohttp_app_installer": installer, **extra}
+            if version is None:
+                return playbook(inventory, book, extra, recap_host=hosts[installer])[0]
+            return release(inventory, book, extra, spec["url"], spec["processes"], version, hosts[installer])["s"]
+
+        row = {installer: {"converge_s": run(installer, {})} for installer in hosts}
+        same, changed_requirement = {name: [] for name in hosts}, {name: [] for name in hosts}
+        pins = ["six==1.17.0", "six==1.16.0", "six==1.15.0", "six==1.14.0", "six==1.13.0", "six==1.12.0", "six==1.11.0"]
+        for round_number in range(rounds):
+            order = list(hosts) if round_number % 2 == 0 else list(reversed(hosts))
+            for installer in order:
+                version = 2 + 2 * round_number
+                code = new_version(workdir, version)
+                same[installer].append(run(installer, {"aiohttp_app_source": "local", "aiohttp_app_source_path": str(code)}, version))
+                code = new_version(workdir, version + 1, requirement=pins[round_number % len(pins)])
+                changed_requirement[installer].append(
+                    run(installer, {"aiohttp_app_source": "local", "aiohttp_app_source_path": str(code)}, version + 1))
+        for installer in hosts:
+            row[installer]["same_requirements_release_s"] = statistics.median(same[installer])
+            row[installer]["changed_requirement_release_s"] = statistics.median(changed_requirement[installer])
+        return row
+    finally:
+        for name in hosts.values():
+            subprocess.run([str(ROOT / "scripts/systemd-host.sh"), "rm", name], check=False)
+
+
+def installers_table(row):
+    lines = ["| installer | fresh converge | release, same requirements | release, one requirement changed |", "|---|---|---|---|"]
+    for installer in ("uv", "pip"):
+        values = row[installer]
+        lines.append(f"| {installer} | {values['converge_s']:.1f} s | {values['same_requirements_release_s']:.1f} s"
+                     f" | {values['changed_requirement_release_s']:.1f} s |")
+    lines.append("| uv / pip | " + " | ".join(
+        f"{row['uv'][key] / row['pip'][key]:.2f}×" for key in ("converge_s", "same_requirements_release_s", "changed_requirement_release_s")) + " |")
+    return "\n".join(lines)
+
+
 LB_HOSTS = {"aiodeploy-bench-lb": "127.0.0.30", "aiodeploy-bench-app-1": "127.0.0.31", "aiodeploy-bench-app-2": "127.0.0.32"}
 LB_URL = "http://127.0.0.30:8080"
 LB_ADMIN = "socat stdio unix-connect:/run/haproxy/admin.sock"
@@ -499,7 +558,8 @@ def main():
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run (at most 30)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per measure (medians)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK} only, 2 rounds of 3 s runs: before stopping")
-    parser.add_argument("--only", nargs="*", choices=[*TOPOLOGIES, "load_balanced"], help="topologies to measure")
+    parser.add_argument("--only", nargs="*", choices=[*TOPOLOGIES, "load_balanced", "installers"],
+                        help="topologies to measure; installers: uv against pip")
     parser.add_argument("--out", default=str(ROOT / "bench/results"))
     args = parser.parse_args()
     os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
@@ -508,11 +568,15 @@ def main():
         args.duration, args.rounds, args.only = 3, 2, args.only or [QUICK]
     duration, rounds = max(1, min(args.duration, 30)), max(1, min(args.rounds, 9))
 
-    rows, tier = [], None
-    names = args.only or [*TOPOLOGIES, "load_balanced"]
+    rows, tier, installers = [], None, None
+    names = args.only or [*TOPOLOGIES, "load_balanced", "installers"]
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             print(f"== {name}", flush=True)
+            if name == "installers":
+                installers = measure_installers(Path(tmp), rounds)
+                print(json.dumps(installers), flush=True)
+                continue
             if name == "load_balanced":
                 tier = measure_load_balanced(duration, Path(tmp))
                 print(json.dumps(tier), flush=True)
@@ -530,8 +594,11 @@ def main():
     if tier:
         print()
         print(lb_table(tier))
+    if installers:
+        print()
+        print(installers_table(installers))
     (out / f"{stamp}.json").write_text(json.dumps({"machine": machine(), "rounds": rounds, "duration": duration,
-                                                   "topologies": rows, "load_balanced": tier}, indent=1))
+                                                   "topologies": rows, "load_balanced": tier, "installers": installers}, indent=1))
 
 
 if __name__ == "__main__":

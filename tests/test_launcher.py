@@ -18,6 +18,7 @@ from project import ROOT
 
 LAUNCHER = ROOT / "roles/aiohttp_app/files/aiodeploy_run.py"
 GUIDE_SCRIPT = ROOT / "extensions/molecule/shared/apps/guide_script/aiohttp_example.py"
+TUTORIAL = ROOT / "extensions/molecule/shared/apps/tutorial/server.py"
 
 # An app that reports what aiohttp tells it of its client, as a team's "who am I" endpoint does.
 CLIENT_APP = '''
@@ -167,6 +168,58 @@ def test_module_runs_the_guides_script_verbatim(launch, tmp_path):
     launch(["module", "--forwarded-allow-ips=127.0.0.1", "aiohttp_example", "--", f"--path={sock}"], sock)
     # It has no routes: it is up when it answers 404.
     assert get(sock, "/", SPOOFED)[0] == 404
+
+
+def refused(port):
+    """Whether nothing listens on a loopback port."""
+    try:
+        get(port, "/")
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_module_listens_where_told_whatever_the_script_asks(launch, app_dir, tmp_path):
+    """A script that binds a fixed port listens on --listen instead: a unix socket or another port, never its own."""
+    fixed = free_port()
+    (app_dir / "fixed.py").write_text(TUTORIAL.read_text().replace("web.run_app(app)", f"web.run_app(app, port={fixed})"))
+    sock = tmp_path / "fixed.sock"
+    launch(["module", f"--listen=unix:{sock}", "fixed"], sock)
+    assert get(sock, "/you") == (200, "Hello, you")
+    assert refused(fixed)
+    port = free_port()
+    launch(["module", f"--listen=127.0.0.1:{port}", "fixed", "--", "--port=1"], port)
+    assert get(port, "/") == (200, "Hello, Anonymous")
+    assert refused(fixed)
+    # The control: without --listen the script binds its own port, which the checks above found closed.
+    launch(["module", "fixed"], fixed)
+    assert get(fixed, "/") == (200, "Hello, Anonymous")
+
+
+def test_tutorial_server_runs_verbatim_on_the_pools_socket(launch, app_dir, tmp_path):
+    shutil.copy(TUTORIAL, app_dir)
+    sock = tmp_path / "tutorial.sock"
+    launch(["module", "--forwarded-allow-ips=127.0.0.1", f"--listen=unix:{sock}", "server", "--", f"--path={sock}"], sock)
+    assert get(sock, "/aiohttp", SPOOFED) == (200, "Hello, aiohttp")
+    assert oct(os.stat(sock).st_mode & 0o777) == "0o660"
+
+
+def test_the_releases_installed_project_is_importable_everywhere(launch, tmp_path):
+    """site/ beside the launcher (a release's installed project) is on the path of serve, and of exec's programs."""
+    release = tmp_path / "release"
+    (release / "site/teamproject").mkdir(parents=True)
+    (release / "site/teamproject/__init__.py").write_text(CLIENT_APP)
+    shutil.copy(LAUNCHER, release)
+    elsewhere = tmp_path / "code"
+    elsewhere.mkdir()
+    out = subprocess.run(
+        [sys.executable, str(release / LAUNCHER.name), "exec", "--", sys.executable, "-c", "import teamproject; print(teamproject.__file__)"],
+        cwd=elsewhere, check=True, capture_output=True, text=True,
+    ).stdout
+    assert out.strip() == str(release / "site/teamproject/__init__.py")
+    port = free_port()
+    launch(["serve", "teamproject:factory", f"--port={port}"], port, program=(sys.executable, str(release / LAUNCHER.name)))
+    assert client(port)["remote"] == "127.0.0.1"
 
 
 def test_exec_loads_the_environment_byte_for_byte(tmp_path):

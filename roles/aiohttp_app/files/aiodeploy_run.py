@@ -9,10 +9,16 @@ has), which the program keeps across exec:
 exec -- ARGV...
     Run a program with that environment, replacing this process: gunicorn, or any other program.
 
-module [settings] MODULE -- ARGS...
+Every command finds the release's installed project (``site/`` beside this file, when the code is a
+project): this process puts it on its path, and ``exec`` on the program's PYTHONPATH.
+
+module [settings] [--listen WHERE] MODULE -- ARGS...
     Run a module as ``python -m MODULE ARGS...`` would, in this process: the guide's argparse
-    script, ``--path=...`` or ``--port=...`` among its arguments. The application it gives to
-    ``web.run_app`` gets the settings below that apply to any application (forwarded headers).
+    script, ``--path=...`` or ``--port=...`` among its arguments, or any script that calls
+    ``web.run_app``. The application it gives to ``web.run_app`` gets the settings below that apply
+    to any application (forwarded headers), and with --listen (``unix:PATH``, ``HOST:PORT`` with
+    ``*`` for every interface, or ``fd:N``) it listens there, whatever host, port, path or socket
+    the script passed: a script with a fixed port, or no options at all, runs unmodified.
 
 serve MODULE:ATTR [settings] (--path P | --host H --port N | --fd N | nothing, under systemd socket activation)
     Import an ``aiohttp.web.Application`` (``module:app``) or an application factory
@@ -49,6 +55,26 @@ import stat
 import sys
 
 SD_LISTEN_FDS_START = 3
+LISTEN_KEYWORDS = ("host", "port", "path", "sock", "reuse_address", "reuse_port")
+
+
+def release_site(resolve=False):
+    """The release's installed project, site/ beside this file, or None. Resolved, it is this process's release for
+    good; through the release link (not resolved), a program that reloads its workers (gunicorn) finds the new one."""
+    here = os.path.realpath(__file__) if resolve else os.path.abspath(__file__)
+    directory = os.path.join(os.path.dirname(here), "site")
+    return directory if os.path.isdir(directory) else None
+
+
+def add_release_site():
+    """Put the release's installed project first on this process's path, before the virtualenv's packages, unless
+    it is there through the release link already (gunicorn's pythonpath, exec's PYTHONPATH): then it stays so."""
+    directory = release_site(resolve=True)
+    if directory and directory not in sys.path and release_site() not in sys.path:
+        sys.path.insert(0, directory)
+
+
+add_release_site()
 
 
 def load_environment(path):
@@ -238,6 +264,20 @@ def serve(args):
     )
 
 
+def listen_keywords(where, socket_mode=0o660):
+    """web.run_app's keywords for listening at unix:PATH, HOST:PORT (* for every interface) or fd:N."""
+    kind, _colon, rest = where.partition(":")
+    if kind == "unix" and rest:
+        return {"sock": bind_unix(rest, socket_mode)}
+    if kind == "fd" and rest.isdigit():
+        return {"sock": inherited_socket(int(rest))}
+    host, _colon, port = where.rpartition(":")
+    if host and port.isdigit():
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        return {"host": None if host == "*" else host, "port": int(port)}
+    raise SystemExit(f"--listen: expected unix:PATH, HOST:PORT or fd:N, got {where!r}")
+
+
 def run_module(args):
     """Run args.module as __main__, as `python -m` does, its web.run_app giving the application the settings."""
     from aiohttp import web
@@ -247,6 +287,9 @@ def run_module(args):
 
     @functools.wraps(run_app)
     def run_app_with_settings(app, *positional, **keywords):
+        if args.listen:
+            keywords = {name: value for name, value in keywords.items() if name not in LISTEN_KEYWORDS}
+            keywords.update(listen_keywords(args.listen))
         return run_app(with_forwarded(app, networks), *positional, **keywords)
 
     web.run_app = run_app_with_settings
@@ -307,6 +350,7 @@ def parser():
 
     module = commands.add_parser("module", help="run a module as python -m does, in this process")
     forwarded_option(module)  # before the module: what follows it is the module's
+    module.add_argument("--listen", default="", help="where web.run_app listens, whatever the script asks: unix:PATH, HOST:PORT or fd:N")
     module.add_argument("module", help="the module to run as __main__")
     module.add_argument("arguments", nargs=argparse.REMAINDER, help="-- then the module's arguments")
 
@@ -337,6 +381,9 @@ def main(argv=None):
         program = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
         if not program:
             raise SystemExit("exec: give the program to run after --")
+        if release_site():
+            # gunicorn, a migration, any Python program: the release's project is importable.
+            os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [release_site(), os.environ.get("PYTHONPATH")]))
         os.execvp(program[0], program)
     if args.command == "module":
         run_module(args)

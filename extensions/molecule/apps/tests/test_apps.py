@@ -2,6 +2,7 @@
 
 import json
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,11 @@ GUIDE_SCRIPT = {
 GUIDE_GUNICORN_FORMS = {
     "gunicornapp": ("gunicorn", "https://127.0.0.1:8444/"),
     "launched": ("supervisord", "http://127.0.0.1:8005/"),
-    "launchedstd": ("standalone", "http://127.0.0.1:9301/"),
+}
+# aiohttp's tutorial server, verbatim: web.run_app(app) on its own port 8080, pinned by a pylock.toml.
+TUTORIAL = {
+    "tutorial": ("supervisord", "http://127.0.0.1:8009/"),
+    "tutorialstd": ("standalone", "http://127.0.0.1:9301/"),
 }
 TEAM = {
     "team": ("supervisord", "http://127.0.0.1:8007/"),
@@ -80,8 +85,11 @@ def test_guide_script_got_exactly_the_guides_arguments(host):
         for pid in pids:
             args = cmdline(host, pid)
             # The launcher runs the module as `python -m` would; after "--" come the script's own arguments.
-            assert args[-3:-1] == ["aiohttp_example", "--"] and args[args.index("module") + 2] == "aiohttp_example", args
+            assert args[-3:-1] == ["aiohttp_example", "--"] and args[args.index("module") + 3] == "aiohttp_example", args
             assert re.fullmatch(expected, args[-1]), args
+            # Where run_app listens is the launcher's: the same address the script was told.
+            listen = args[args.index("module") + 2]
+            assert listen == ("--listen=unix:" + args[-1].split("=", 1)[1] if app == "guide" else f"--listen=*:{args[-1].split('=', 1)[1]}"), args
 
 
 def test_guide_script_from_git_serves_each_new_commit(host):
@@ -131,7 +139,7 @@ def test_gunicorn_runs_the_guide_app_with_the_worker_for_the_loop(host, uvloop):
     assert f"Using worker: {worker}" in log
 
 
-@pytest.mark.parametrize("app", ["launched", "launchedstd"])
+@pytest.mark.parametrize("app", ["launched"])
 def test_launcher_runs_the_object_on_the_chosen_loop(host, app, uvloop):
     pids = pids_of(host, app)
     assert pids
@@ -154,7 +162,7 @@ def test_launcher_binds_unix_sockets_for_nginx_only(host):
 
 def test_launcher_serves_an_inherited_socket(host):
     """systemd socket activation: the launcher takes the socket it is given (LISTEN_FDS)."""
-    release = "/srv/launchedstd/current"
+    release = "/srv/launched/current"
     out = host.run(
         f"cd {release}/app && timeout 10 systemd-socket-activate -l 127.0.0.1:9399 "
         f"{release}/venv/bin/python {release}/aiodeploy_run.py serve my_app_module:my_web_app >/tmp/sa.log 2>&1 & "
@@ -262,3 +270,150 @@ def test_a_site_given_one_address_listens_there_only(host):
     listening = host.check_output("ss -Hltn").split("\n")
     assert [line.split()[3] for line in listening if line.split()[3].endswith(":8001")] == ["127.0.0.1:8001"], listening
     assert sorted(line.split()[3] for line in listening if line.split()[3].endswith(":8007")) == ["0.0.0.0:8007", "[::]:8007"], listening
+
+
+# What a release's virtualenv holds, and what a lock says it must: read on the host, with its Python.
+INSTALLED = "import json, importlib.metadata as m; print(json.dumps({d.metadata['Name'].lower(): d.version for d in m.distributions()}))"
+LOCKED = """
+import json, sys, tomllib
+from pip._vendor.packaging.markers import Marker
+holds = lambda entry: Marker(entry.get("marker", "python_version > '0'")).evaluate()
+lock = tomllib.load(open(sys.argv[1], "rb"))
+if "lock-version" in lock:  # pylock.toml: every package whose markers hold here
+    print(json.dumps({p["name"]: p["version"] for p in lock["packages"] if holds(p)}))
+else:  # uv.lock: what the project needs here, not its dependency groups
+    packages = {p["name"]: p for p in lock["package"]}
+    root = next(p for p in lock["package"] if p.get("source", {}).get("editable") == "." or p.get("source", {}).get("virtual") == ".")
+    wanted, seen = [d["name"] for d in root.get("dependencies", []) if holds(d)], {}
+    while wanted:
+        name = wanted.pop()
+        if name not in seen:
+            seen[name] = packages[name]["version"]
+            wanted += [d["name"] for d in packages[name].get("dependencies", []) if holds(d)]
+    print(json.dumps({"locked": seen, "groups": sorted(d["name"] for g in root.get("dev-dependencies", {}).values() for d in g)}))
+"""
+
+
+def installed(host, app):
+    return json.loads(host.check_output(f"/srv/{app}/current/venv/bin/python -c {shlex.quote(INSTALLED)}"))
+
+
+def locked(host, path):
+    """The lock's packages for this host's Python, read with the Python of the tools environment (pip's packaging)."""
+    return json.loads(host.check_output(f"/opt/aiodeploy-tools/bin/python -c {shlex.quote(LOCKED)} {path}"))
+
+
+def normal(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@pytest.mark.parametrize("app", sorted(TUTORIAL))
+def test_tutorial_server_answers_on_the_pools_address_not_its_own(host, app):
+    assert status_and_body(host, TUTORIAL[app][1]) == (200, "Hello, Anonymous")
+    assert status_and_body(host, TUTORIAL[app][1] + "team") == (200, "Hello, team")
+    assert not host.socket("tcp://0.0.0.0:8080").is_listening and not host.socket("tcp://:::8080").is_listening
+
+
+def test_tutorial_server_on_unix_sockets_is_reachable_by_nginx_only(host):
+    for n in (1, 2):
+        sock = host.file(f"/run/tutorial/tutorial_{n}.sock")
+        assert (sock.user, sock.group, sock.mode) == ("tutorial", "www-data", 0o660)
+        assert unix_connect(host, sock.path, "nobody") == "PermissionError"
+
+
+@pytest.mark.parametrize("app", sorted(TUTORIAL))
+def test_tutorial_server_got_exactly_its_pylock(host, app):
+    """uv installed the pylock.toml's packages at their versions, and nothing else."""
+    lock = {normal(n): v for n, v in locked(host, f"/srv/{app}/current/app/pylock.toml").items()}
+    assert {normal(n): v for n, v in installed(host, app).items()} == lock
+    assert "aiohttp" in lock
+
+
+@pytest.mark.parametrize("app", sorted(TEAM))
+def test_team_project_got_exactly_its_lock_without_dev_groups(host, app):
+    """uv.lock's set for the project (uv for two, pip for teamg), gunicorn and uvloop as the topology adds them."""
+    lock = locked(host, f"/srv/{app}/current/app/uv.lock")
+    got = {normal(n): v for n, v in installed(host, app).items()}
+    # pip's virtualenvs hold pip (and setuptools before Python 3.12); gunicorn needs packaging.
+    added = ({"gunicorn", "packaging", "pip", "setuptools"} if app == "teamg" else set())
+    added |= {"uvloop"} if host.ansible.get_variables()["apps_uvloop"] else set()
+    assert {n: v for n, v in got.items() if n not in added} == {normal(n): v for n, v in lock["locked"].items()}
+    assert "pytest" in lock["groups"] and "pytest" not in got
+
+
+@pytest.mark.parametrize("app", sorted(TEAM))
+def test_team_project_is_installed_into_the_release_not_editable(host, app):
+    current = host.file(f"/srv/{app}/current").linked_to
+    site = host.file(f"{current}/site")
+    assert (site.user, site.group) == ("root", "root")
+    assert host.file(f"{current}/site/teamapp/web.py").exists
+    assert host.file(f"{current}/site/teamapp/templates/index.html").exists
+    assert host.run(f"find {current}/site -newer {current}/app -name '*.pth' -o -name direct_url.json -path '*editable*'").stdout == ""
+    assert host.run(f"find {current}/site ! -user root").stdout == ""
+    # Bytecode was compiled at install time, for the interpreter that runs it.
+    assert host.run(f"find {current}/site/teamapp/__pycache__ -name 'web.*.pyc'").stdout.strip()
+
+
+def test_flat_project_got_exactly_its_hashed_requirements_on_the_interpreter_named(host):
+    wanted = host.ansible.get_variables()["apps_python"]
+    pins = dict(re.findall(r"^([A-Za-z0-9._-]+)==(\S+)", (APPS / "flat_service/requirements.txt").read_text(), re.M))
+    got = installed(host, "flat")
+    version = wanted.removeprefix("python")
+    markers_false = {"typing-extensions"} if version >= "3.13" else set()
+    assert {normal(n): v for n, v in got.items()} == {normal(n): v for n, v in pins.items() if normal(n) not in markers_false}
+    status, body = status_and_body(host, "http://127.0.0.1:8010/")
+    assert status == 200
+    page = json.loads(body)
+    assert (page["service"], page["version"], page["python"], page["aiohttp"]) == ("flatsvc", "0.9.1", version, pins["aiohttp"])
+    assert host.file("/srv/flat/current/venv/bin/python").linked_to == f"/usr/bin/{wanted}"
+    assert status_and_body(host, "http://127.0.0.1:8010/assets/about.txt") == (200, "flatsvc assets\n")
+
+
+def test_a_change_of_code_only_makes_a_release_on_the_same_virtualenv(host):
+    deploy = deploy_result(host, "/root/team-code-only-deploy.json")
+    assert deploy["rc"] == 0, deploy["output"][-3000:]
+    # current links to releases/<id>, relative to the home.
+    before = "/srv/teamstd/" + host.file("/root/release-before-team-code-only").content_string.strip()
+    after = "/srv/teamstd/" + host.file("/root/release-after-team-code-only").content_string.strip()
+    assert before != after
+    assert host.file(f"{before}/venv").linked_to == host.file(f"{after}/venv").linked_to
+    assert "<footer>Release 2.4.1</footer>" in host.file(f"{after}/site/teamapp/templates/index.html").content_string
+
+
+@pytest.mark.parametrize(("case", "app", "message"), [
+    ("team-stale-lock", "teamstd", "The lockfile at `uv.lock` needs to be updated"),
+    ("flat-tampered", "flat", "aiohappyeyeballs"),
+])
+def test_a_stale_lock_or_a_tampered_hash_fails_the_release_and_the_site_serves(host, case, app, message):
+    deploy = deploy_result(host, f"/root/{case}-deploy.json")
+    assert deploy["rc"] != 0
+    assert message in deploy["output"], deploy["output"][-3000:]
+    assert "still serves the previous release" in deploy["output"], deploy["output"][-3000:]
+    assert host.file(f"/root/release-after-{case}").content_string == host.file(f"/root/release-before-{case}").content_string
+    url = TEAM["teamstd"][1] + "public" if app == "teamstd" else "http://127.0.0.1:8010/"
+    assert status_and_body(host, url)[0] == 200
+
+
+def test_a_package_release_is_named_after_what_was_installed_and_serves_its_static_files(host):
+    current = host.file("/srv/flatpkg/current").linked_to
+    assert Path(current).name.startswith("flatsvc-0.9.1-"), current
+    # The package's files are the release's code: the launcher runs there, nginx serves its static directory.
+    assert host.file(f"{current}/app/flatsvc/app.py").exists
+    assert host.file(f"{current}/app/flatsvc-0.9.1.dist-info/RECORD").exists
+    status, body = status_and_body(host, "http://127.0.0.1:8011/")
+    assert status == 200 and json.loads(body)["version"] == "0.9.1"
+    assert status_and_body(host, "http://127.0.0.1:8011/static/about.txt") == (200, "flatsvc assets\n")
+    assert "flatpkg" not in installed(host, "flatpkg") and "flatsvc" not in installed(host, "flatpkg")
+    assert installed(host, "flatpkg")["aiohttp"]
+
+
+def test_a_new_wheel_at_the_same_path_and_version_is_a_new_release(host):
+    deploy = deploy_result(host, "/root/flatpkg-rebuilt-deploy.json")
+    assert deploy["rc"] == 0, deploy["output"][-3000:]
+    before = "/srv/flatpkg/" + host.file("/root/release-before-flatpkg-rebuilt").content_string.strip()
+    after = "/srv/flatpkg/" + host.file("/root/release-after-flatpkg-rebuilt").content_string.strip()
+    assert before != after and Path(after).name.startswith("flatsvc-0.9.1-"), (before, after)
+    status, body = status_and_body(host, "http://127.0.0.1:8011/")
+    assert status == 200 and json.loads(body)["build"] == 2
+    # Its dependencies did not change: the same virtualenv.
+    assert host.file(f"{before}/venv").linked_to == host.file(f"{after}/venv").linked_to

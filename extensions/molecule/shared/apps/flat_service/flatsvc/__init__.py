@@ -1,0 +1,1 @@
+"""Inventory lookups over HTTP."""
