@@ -395,13 +395,13 @@ def test_a_stale_lock_or_a_tampered_hash_fails_the_release_and_the_site_serves(h
 
 
 def test_a_package_release_is_named_after_what_was_installed_and_serves_its_static_files(host):
-    current = host.file("/srv/flatpkg/current").linked_to
+    # The release the converge made (a later side effect deploys another).
+    current = "/srv/flatpkg/" + host.file("/root/release-before-flatpkg-rebuilt").content_string.strip()
     assert Path(current).name.startswith("flatsvc-0.9.1-"), current
     # The package's files are the release's code: the launcher runs there, nginx serves its static directory.
     assert host.file(f"{current}/app/flatsvc/app.py").exists
     assert host.file(f"{current}/app/flatsvc-0.9.1.dist-info/RECORD").exists
-    status, body = status_and_body(host, "http://127.0.0.1:8011/")
-    assert status == 200 and json.loads(body)["version"] == "0.9.1"
+    assert json.loads(host.file("/root/flatpkg-converge-page").content_string)["version"] == "0.9.1"
     assert status_and_body(host, "http://127.0.0.1:8011/static/about.txt") == (200, "flatsvc assets\n")
     assert "flatpkg" not in installed(host, "flatpkg") and "flatsvc" not in installed(host, "flatpkg")
     assert installed(host, "flatpkg")["aiohttp"]
@@ -413,7 +413,46 @@ def test_a_new_wheel_at_the_same_path_and_version_is_a_new_release(host):
     before = "/srv/flatpkg/" + host.file("/root/release-before-flatpkg-rebuilt").content_string.strip()
     after = "/srv/flatpkg/" + host.file("/root/release-after-flatpkg-rebuilt").content_string.strip()
     assert before != after and Path(after).name.startswith("flatsvc-0.9.1-"), (before, after)
-    status, body = status_and_body(host, "http://127.0.0.1:8011/")
-    assert status == 200 and json.loads(body)["build"] == 2
+    # The page right after that deploy (a later side effect deploys another release).
+    assert json.loads(host.file("/root/flatpkg-rebuilt-page").content_string)["build"] == 2
     # Its dependencies did not change: the same virtualenv.
     assert host.file(f"{before}/venv").linked_to == host.file(f"{after}/venv").linked_to
+
+
+def index_requests(host):
+    return [json.loads(line) for line in host.file("/srv/private-index/requests.log").content_string.splitlines()]
+
+
+def test_a_new_version_on_a_private_index_is_a_new_release_by_either_installer(host):
+    """An unpinned name from the team's private index (an extra index with a password, through a proxy): the newest
+    version deploys, with uv on one host and pip on the other."""
+    deploy = deploy_result(host, "/root/flatpkg-private-index-deploy.json")
+    assert deploy["rc"] == 0, deploy["output"][-3000:]
+    before = Path(host.file("/root/release-before-flatpkg-private-index").content_string.strip()).name
+    after = Path(host.file("/root/release-after-flatpkg-private-index").content_string.strip()).name
+    assert before.startswith("flatsvc-0.9.1-") and after.startswith("flatsvc-0.9.2-"), (before, after)
+    status, body = status_and_body(host, "http://127.0.0.1:8011/")
+    assert status == 200 and json.loads(body)["version"] == "0.9.2"
+    # The installer asked the index through the proxy with the team's credentials, and took the new wheel from it.
+    fetched = [(request["path"], request["proxied"], request["status"], request["user"]) for request in index_requests(host)]
+    assert ("/simple/flatsvc/", True, 200, "team") in fetched, fetched
+    assert ("/packages/flatsvc-0.9.2-py3-none-any.whl", True, 200, "team") in fetched, fetched
+
+
+def test_the_private_index_needs_its_password(host):
+    """The control: without the password, or with another, the index answers nothing."""
+    password = host.file("/srv/private-index/password").content_string.strip()
+    assert status_and_body(host, "http://127.0.0.1:8765/simple/flatsvc/")[0] == 401
+    assert status_and_body(host, "http://127.0.0.1:8765/simple/flatsvc/", "-u", "team:" + password[::-1])[0] == 401
+    assert status_and_body(host, "http://127.0.0.1:8765/simple/flatsvc/", "-u", "team:" + password)[0] == 200
+
+
+def test_the_index_password_is_printed_nowhere_and_written_into_no_file(host):
+    password = host.file("/srv/private-index/password").content_string.strip()
+    secret = password.split("@")[0]  # in the URL the @ is %40: what is before it appears in either form
+    assert len(secret) > 8
+    assert secret not in deploy_result(host, "/root/flatpkg-private-index-deploy.json")["output"]
+    places = "/srv/flatpkg /etc /var/cache/aiodeploy-python /opt/aiodeploy-tools /var/log"
+    found = host.run(f"grep -rlsF -- {shlex.quote(secret)} {places}")
+    assert found.stdout == "" and found.rc != 0, found.stdout
+    assert secret not in host.check_output("journalctl --no-pager -o cat")
