@@ -40,6 +40,14 @@ def write_certificate(name, dns_name, days_left, key=None):
             "nginx_tls_certificate_file": str(CERTS / f"{name}.crt"), "nginx_tls_key_file": str(CERTS / f"{name}.key")}
 
 
+# Code whose static directory is a link to /etc, and a link that climbs out by relative steps; a link that stays
+# inside is fine and not named.
+LINKED_APP = Path(tempfile.mkdtemp(prefix="aiodeploy-linked-app-"))
+(LINKED_APP / "app.py").write_text("from aiohttp import web\n\nweb.run_app(web.Application())\n")
+(LINKED_APP / "static").symlink_to("/etc")
+(LINKED_APP / "up").symlink_to("../..")
+(LINKED_APP / "same.py").symlink_to("app.py")
+
 GOOD_TLS = write_certificate("good", "www.example.com", 90)
 EXPIRED_TLS = write_certificate("expired", "www.example.com", -1)
 OTHER_NAME_TLS = write_certificate("other", "other.example.com", 90)
@@ -62,7 +70,7 @@ CASES = [
     # (extra vars, text the error must contain) for playbooks/nginx_supervisord.yml
     ({"aiohttp_app_processes": 0}, "aiohttp_app_processes must be 1 to 128 (got 0)"),
     ({"aiohttp_app_processes": "many"}, "argument 'aiohttp_app_processes' is of type str and we were unable to convert to int"),
-    ({"aiohttp_app_socket_dir": "run/demo"}, "aiohttp_app_socket_dir must be an absolute path"),
+    ({"aiohttp_app_socket_dir": "run/demo"}, "aiohttp_app_socket_dir must be an absolute, normalised path (no . or .. component, no //, no trailing /)"),
     ({"aiohttp_app_source": "svn"}, "value of aiohttp_app_source must be one of: example, local, git, package, got: svn"),
     ({"aiohttp_app_source": "local"}, "aiohttp_app_source_path must name a directory"),
     ({"aiohttp_app_user": "root"}, "aiohttp_app_user must be a dedicated user"),
@@ -70,59 +78,84 @@ CASES = [
      "aiohttp_app_tcp_port must leave room for aiohttp_app_processes ports within 1-65535 (got 65535)"),
     ({"nginx_listen_port": 70000}, "nginx_listen_port must be within 1-65535"),
     ({"nginx_upstream_keepalive_timeout": 90}, "nginx_upstream_keepalive_timeout (90) must be below"),
-    ({"nginx_upstream_servers": ["localhost"]}, "nginx_upstream_servers must be"),
-    ({"supervisord_umask": "999"}, "supervisord_umask must be octal"),
-    ({"python_venv_store": "venvs"}, "python_venv_path (or python_venv_store) must be an absolute path of its own (got venvs)"),
+    ({"nginx_upstream_servers": ["localhost"]},
+     'nginx_upstream_servers must be host:port, [IPv6]:port or unix:/absolute/path (each element) (got ["localhost"])'),
+    ({"supervisord_umask": "999"}, 'supervisord_umask must be a mode in octal, such as 0022 (got "999")'),
+    ({"python_venv_store": "venvs"},
+     'python_venv_store must be an absolute, normalised path (no . or .. component, no //, no trailing /) of letters, digits and ._@+-, '
+     'or empty (got "venvs")'),
     ({"aiohttp_app_keep_releases": 1}, "aiohttp_app_keep_releases must be 2 or more"),
     ({"aiohttp_app_environment": {"1BAD": "x", "GOOD": "y"}}, "aiohttp_app_environment: names must be letters, digits and _, not starting with a digit: 1BAD."),
     ({"aiohttp_app_environment": {"FLAG": True}}, "values must be strings or numbers without NUL characters (quote true/false and yes/no in YAML): FLAG."),
     ({"aiohttp_app_environment": {"NESTED": {"a": 1}}},
      "values must be strings or numbers without NUL characters (quote true/false and yes/no in YAML): NESTED."),
     ({"aiohttp_app_environment": {"WITH_NUL": "a\u0000b"}}, "without NUL characters (quote true/false and yes/no in YAML): WITH_NUL."),
-    ({"aiohttp_app_object": "my_app_module"}, "aiohttp_app_object must be module:app or module:factory"),
-    ({"aiohttp_app_module": "my-app.py"}, "aiohttp_app_module must be a module name"),
+    ({"aiohttp_app_object": "my_app_module"}, "aiohttp_app_object must be module:attribute, such as my_app.web:app, or empty"),
+    ({"aiohttp_app_module": "my-app.py"}, 'aiohttp_app_module must be a Python module name such as my_app or my_app.server (got "my-app.py")'),
     ({"aiohttp_app_object": "my_app:app", "aiohttp_app_args": ["--debug"]}, "aiohttp_app_args are the script's arguments"),
-    ({"aiohttp_app_python": "python3; id"}, "aiohttp_app_python must be a path or a command such as python3.12"),
+    ({"aiohttp_app_python": "python3; id"}, 'aiohttp_app_python must be an absolute path or a command such as python3.12 (got "python3; id")'),
     ({"aiohttp_app_python": "python3.99"}, "'python3.99' is not on the host"),
-    ({"aiohttp_app_lock_file": "/etc/uv.lock"}, "aiohttp_app_requirements_file and aiohttp_app_lock_file are relative"),
+    ({"aiohttp_app_lock_file": "/etc/uv.lock"},
+     "aiohttp_app_lock_file must be a relative, normalised path (no . or .. component, no //) of letters, digits and ._@+-, or empty"),
     ({"aiohttp_app_health_status": [200, 999]}, "aiohttp_app_health_status must list HTTP status codes"),
-    ({"aiohttp_app_tcp_host": "0.0.0.0; rm"}, "aiohttp_app_tcp_host must be an address"),
+    ({"aiohttp_app_tcp_host": "0.0.0.0; rm"}, "aiohttp_app_tcp_host must be an IP address, a DNS name, or * for every interface"),
     ({"aiohttp_app_server": "uwsgi"}, "value of aiohttp_app_server must be one of: run_app, gunicorn, got: uwsgi"),
     ({"aiodeploy_topology": "kubernetes"}, "value of aiodeploy_topology must be one of: "),
     # Input that would take over or break what the host has.
     ({"aiohttp_app_bind": "tcp", "aiohttp_app_tcp_port": 80}, "use nginx's own port: move the backends (aiohttp_app_tcp_port)"),
     ({"nginx_static_root": "/etc"}, "nginx_static_root must be the application's static directory, never a system one"),
-    ({"aiohttp_app_user": "www-data"}, "aiohttp_app_user 'www-data' is an existing account (home /var/www)"),
+    ({"aiohttp_app_user": "www-data", "aiohttp_app_group": "demo"}, "aiohttp_app_user 'www-data' is an existing account (home /var/www)"),
     ({"aiohttp_app_user": "daemon"}, "aiohttp_app_user 'daemon' is an existing account"),
     ({"aiohttp_app_config_dir": "/etc"}, "aiohttp_app_config_dir must be an absolute path to a directory of the application's own"),
     ({"aiohttp_app_home": "/usr/lib/demo"}, "aiohttp_app_home must be an absolute path to a directory of the application's own"),
     ({"aiohttp_app_log_dir": "/var/log"}, "aiohttp_app_log_dir must be an absolute path to a directory of the application's own"),
     ({"aiohttp_app_socket_dir": "/run"}, "aiohttp_app_socket_dir must be an absolute path to a directory of the application's own"),
+    # The review's examples of values that reach files root acts on (tests/test_grammar.py covers every option).
+    ({"aiohttp_app_log_dir": "/var/../etc"}, 'aiohttp_app_log_dir must be an absolute, normalised path (no . or .. component'),
+    ({"aiohttp_app_static_dir": "/srv/../etc"}, 'aiohttp_app_static_dir must be an absolute, normalised path (no . or .. component'),
+    ({"aiohttp_app_config_dir": "/etc/demo\n[program:x]\nuser=root"},
+     'aiohttp_app_config_dir must be an absolute, normalised path (no . or .. component, no //, no trailing /) '
+     'of letters, digits and ._@+- (got "/etc/demo\\n[program:x]\\nuser=root").'),
+    ({"aiohttp_app_socket_group": "www-data\nf /etc/sudoers.d/x"}, "aiohttp_app_socket_group must be a name of lower-case letters"),
+    ({"aiohttp_app_args": ["--x",
+     "y\nuser=root"]}, "aiohttp_app_args must be one argument of printable characters (no newline or control character) (each element)"),
+    ({"nginx_static_location": "/a/ { alias /; autoindex on; } location /static/"}, "nginx_static_location must be the path of a URL"),
+    ({"nginx_access_log_format": "combined; } location /a/ { alias /;"}, "nginx_access_log_format must be one word of letters"),
+    ({"aiohttp_app_group": "docker"}, "aiohttp_app_group must be the application's own group, not 'docker'"),
+    ({"aiohttp_app_group": "www-data"}, "aiohttp_app_group must be the application's own group, not 'www-data'"),
+    ({"aiohttp_app_group": "daemon"}, "aiohttp_app_group 'daemon' is an existing group that is not the primary group of aiohttp_app_user 'demo'"),
+    ({"aiohttp_app_socket_group": "disk"}, "aiohttp_app_socket_group must be the reverse proxy's group (www-data), not the privileged 'disk'."),
+    ({"aiohttp_app_source": "local", "aiohttp_app_source_path": str(LINKED_APP), "aiohttp_app_module": "app"},
+     "aiohttp_app_source_path has links that lead out of the code, which nginx and the app would follow to wherever "
+     "they point on the host: app/static -> /etc, app/up -> ../... Make each a relative link inside the code"),
     ({"aiohttp_app_name": "haproxy"}, "aiohttp_app_name 'haproxy' names units this host has already"),
     ({"aiohttp_app_name": "procps"}, "aiohttp_app_name 'procps' names units this host has already (procps.service)"),
-    ({"nginx_server_name": "x; return 200"}, "nginx_server_name must be host names separated by spaces"),
+    ({"nginx_server_name": "x; return 200"}, "nginx_server_name must be DNS names (optionally starting with *.), one space apart, or _"),
     ({"aiohttp_app_processes": 500}, "aiohttp_app_processes must be 1 to 128"),
-    ({"supervisord_logfile_maxbytes": "ten megabytes"}, "supervisord_logfile_maxbytes must be a size like 10MB"),
+    ({"supervisord_logfile_maxbytes": "ten megabytes"}, "supervisord_logfile_maxbytes must be a size such as 10MB"),
     ({"aiohttp_app_source": "local", "aiohttp_app_source_path": "/nonexistent/app"}, "aiohttp_app_source_path is not a directory on the controller"),
-    ({"nginx_limit_req_rate": "fast"}, "nginx_limit_req_rate must be a rate like 20r/s"),
+    ({"nginx_limit_req_rate": "fast"}, "nginx_limit_req_rate must be a rate such as 20r/s or 600r/m, or empty"),
     ({"nginx_security_headers": {"X-Note": 'say "hi"'}}, "nginx_security_headers must map header names to values without quotes"),
-    ({"nginx_real_ip_from": ["lb.example.com"]}, "nginx_real_ip_from must list addresses or networks"),
-    ({"aiohttp_app_forwarded_allow_ips": ["proxy.internal"]}, "aiohttp_app_forwarded_allow_ips must list addresses"),
+    ({"nginx_real_ip_from": ["lb.example.com"]}, "nginx_real_ip_from must be an IP address or network (10.0.0.0/8), unix:, or * (each element)"),
+    ({"aiohttp_app_forwarded_allow_ips": ["proxy.internal"]},
+     "aiohttp_app_forwarded_allow_ips must be an IP address or network (10.0.0.0/8), unix:, or * (each element)"),
     ({"aiohttp_app_open_files_limit": 100}, "aiohttp_app_open_files_limit must be 1024 to 1048576"),
     ({"nginx_worker_connections": 10}, "nginx_worker_connections must be 512 to 65536"),
-    ({"nginx_listen_address": "[::1]"}, "nginx_listen_address must be an IPv4 or IPv6 address without brackets"),
+    ({"nginx_listen_address": "[::1]"}, "nginx_listen_address must be an IPv4 or IPv6 address, without brackets, or empty"),
     ({"nginx_client_header_timeout": 0}, "nginx_client_header_timeout, nginx_client_body_timeout and nginx_send_timeout must be 1 s or more"),
 ]
 GUNICORN_CASES = [
     ({"gunicorn_access_log_format": '%(h)s %(l)s "%(r)s"'}, "gunicorn_access_log_format uses gunicorn's %(name)s syntax"),
     ({"gunicorn_access_log_format": "%a %Z"}, "gunicorn_access_log_format has a % that is not an aiohttp atom"),
     ({"aiohttp_app_object": ""}, "aiohttp_app_object must name the application for gunicorn"),
-    ({"gunicorn_settings": {"x = 1; import os": 1}}, "gunicorn_settings names must be gunicorn setting names"),
+    ({"gunicorn_settings": {"x = 1; import os": 1}},
+     "gunicorn_settings' names must be a name of letters, digits and _, not starting with a digit (each element)"),
     ({"aiohttp_app_server": "run_app"}, "put aiodeploy.aiohttp.aiohttp_app before it in the same play, with aiohttp_app_server set to gunicorn"),
     ({"aiohttp_app_bind": "tcp", "aiohttp_app_tcp_port": 70000}, "aiohttp_app_tcp_port must leave room"),
     ({"nginx_tls_certificate_source": ""}, "nginx_tls is on but nginx_tls_certificate_source is ''"),
     ({"nginx_tls_certificate_source": "files"}, "set nginx_tls_certificate_file and nginx_tls_key_file"),
-    ({"nginx_tls_certificate_source": "content", "nginx_tls_certificate": "x"}, "must hold PEM data"),
+    ({"nginx_tls_certificate_source": "content", "nginx_tls_certificate": "x"},
+     'nginx_tls_certificate must be PEM data: -----BEGIN ...----- blocks, or empty (got "x").'),
     ({"nginx_tls_port": 0}, "nginx_tls_port must be within 1-65535"),
     # TLS certificates read on the controller before any change.
     ({"nginx_hsts": True, "nginx_hsts_preload": True}, "nginx_hsts_preload needs nginx_hsts_include_subdomains"),
@@ -137,16 +170,20 @@ GUNICORN_CASES = [
 STANDALONE_CASES = [
     ({"aiohttp_app_tcp_port": 0}, "aiohttp_app_tcp_port must leave room"),
     ({"aiohttp_app_bind": "unix"}, "aiohttp_app_bind must be tcp in the standalone topology"),
-    ({"systemd_pool_umask": "9"}, "systemd_pool_umask must be octal"),
+    ({"systemd_pool_umask": "9"}, 'systemd_pool_umask must be a mode in octal, such as 0022 (got "9")'),
 ]
 # The switch comes after every role's check, the process manager's included.
 ROLLBACK_CASES = [
-    ({"aiohttp_app_rollback_to": "../../etc"}, "aiohttp_app_rollback_to must be a release id as in <home>/releases, or empty (got '../../etc')"),
-    ({"aiohttp_app_rollback_to": "a/b"}, "aiohttp_app_rollback_to must be a release id"),
-    ({"supervisord_umask": "999"}, "supervisord_umask must be octal"),
+    ({"aiohttp_app_rollback_to": "../../etc"}, 'aiohttp_app_rollback_to must be a release id as in <home>/releases, or empty (got "../../etc")'),
+    ({"aiohttp_app_rollback_to": "a/b"}, 'aiohttp_app_rollback_to must be a release id as in <home>/releases, or empty (got "a/b")'),
+    ({"supervisord_umask": "999"}, 'supervisord_umask must be a mode in octal, such as 0022 (got "999")'),
     ({"aiohttp_app_processes": 0}, "aiohttp_app_processes must be 1 to 128 (got 0)"),
 ]
 LOAD_BALANCED_CASES = [
+    ({"haproxy_health_path": "/health\n\tserver x 192.0.2.1:80"},
+     'haproxy_health_path must be the path of a URL, starting with /, percent-encoded (no whitespace, quotes, ;, #, {, }, $ or \\) '
+     '(got "/health\\n\\tserver x 192.0.2.1:80").'),
+    ({"aiodeploy_batch": "2\n"}, "aiodeploy_batch must be a number of app hosts or a percentage of them, 1%-100%"),
     ({"aiodeploy_batch": "half"}, "aiodeploy_batch must be a number of app hosts or a percentage of them"),
     ({"aiodeploy_batch": "0"}, "aiodeploy_batch must be a number of app hosts or a percentage of them, 1%-100% (got '0')"),
     ({"haproxy_tls_certificate_source": ""}, "haproxy_tls is on but haproxy_tls_certificate_source is ''"),
