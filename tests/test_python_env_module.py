@@ -166,8 +166,22 @@ def test_requirements_are_installed_as_the_owner_and_a_second_run_reuses_them(ba
     assert packages(first) == {"alpha": "1.0", "beta": "1.0"}
     env = Path(first["env_path"])
     assert env.parent == store and env.name == first["key"]
-    assert env.stat().st_uid == 65534 and (env / "bin/python").exists()
-    assert all(path.stat().st_uid == 65534 for path in (env / "lib").rglob("alpha*"))
+    # Built by the owner, then root's and read-only to everyone else: the owner's processes cannot change it.
+    assert (env / "bin/python").exists() and env.stat().st_uid == 0
+    entries = [env, *env.rglob("*")]
+    assert [str(path) for path in entries if path.lstat().st_uid != 0] == []
+    assert [str(path) for path in entries if not path.is_symlink() and path.lstat().st_mode & 0o7022] == []
+    site = next((env / "lib").glob("python3*/site-packages"))
+    for target in (site / "planted.py", site / "alpha.py"):
+        tried = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", "sh", "-c", f"echo x >> {target}"],
+                               capture_output=True, text=True, check=False)
+        assert tried.returncode != 0 and "Permission denied" in tried.stderr, tried
+    # The control: the same command can write where nobody may.
+    open_dir = base["dir"] / "nobody-writes-here"
+    open_dir.mkdir(exist_ok=True)
+    shutil.chown(open_dir, "nobody", "nogroup")
+    assert subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", "sh", "-c", f"echo x >> {open_dir}/f"],
+                          check=False).returncode == 0
     second = run(base, store=str(store), installer=installer, requirements=["beta==1.0", "alpha==1.0"])
     assert (second["changed"], second["reused"], second["env_path"]) == (False, True, first["env_path"])
     other = run(base, store=str(store), installer=installer, requirements=["alpha==1.0", "beta==2.0"])

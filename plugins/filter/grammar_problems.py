@@ -18,7 +18,7 @@ description:
   - Every grammar is an allowlist matched against the whole value (no C($) that lets a final newline through), so
     a value with a newline, a control character, or a character the grammar does not list is refused.
   - A list value is checked element by element.
-  - "Grammars, each an allowlist: C(name) (a lower-case account, group or unit name), C(filename), C(identifier),
+  - "Grammars, each an allowlist: C(name) (a lower-case account, group or unit name), C(filename), C(identifier), C(header),
     C(path) (absolute and normalised: no C(.) or C(..) component, no C(//), no trailing C(/); letters, digits and
     C(._@+-)), C(relpath) (the same, relative), C(url_path) (the path and query of a URL, percent-encoded), C(host),
     C(ip), C(listen) (an address, a DNS name or C(*)), C(network), C(address) (C(host:port) or C(unix:/path)),
@@ -112,10 +112,11 @@ GRAMMARS = {
     "filename": (r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", "a file name of letters, digits, _, . and -, starting with a letter or digit"),
     "ip": (r"%s|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*" % _IPV4, "an IPv4 or IPv6 address, without brackets"),
     "rate": (r"[0-9]+r/[sm]", "a rate such as 20r/s or 600r/m"),
+    "header": (r"[A-Za-z0-9][A-Za-z0-9-]*", "an HTTP header name of letters, digits and -"),
     "identifier": (_IDENTIFIER, "a name of letters, digits and _, not starting with a digit"),
     "word": (r"%s+" % _PRINTABLE, "one argument of printable characters (no newline or control character)"),
     "token": (r"[A-Za-z0-9._:/@+=,%*!-]+", "one word of letters, digits and ._:/@+=,%*!- (no whitespace, quotes, ;, {, }, # or \\)"),
-    "quoted": (r"[^\x00-\x1f\x7f'\"\\]+", "printable text without quotes, \\, a newline or a control character"),
+    "quoted": (r"[^\x00-\x1f\x7f\"\\]+", 'printable text without " or \\, a newline or a control character (it is written in double quotes)'),
     "size": (r"[0-9]+[kKmMgG]?", "a size such as 512k, 16m or 4G"),
     "ciphers": (r"[A-Za-z0-9:+!@=_.-]+", "an OpenSSL cipher list such as ECDHE+AESGCM:!aNULL"),
     "pem": (r"(?:-----BEGIN [A-Z0-9 ]+-----\r?\n(?:[A-Za-z0-9+/=:, -]*\r?\n)+-----END [A-Z0-9 ]+-----(?:\r?\n)*)+",

@@ -28,6 +28,9 @@ description:
     dependencies, which are the environment's. Its files are then owned by root.
   - Installers run as O(owner), never as root, on a private copy of the project, so a build cannot write into the
     project directory. Passwords in index URLs never appear in the module's output.
+  - Once built, the environment is handed to root, read-only to everyone else (no group or other write, no set-id
+    bits), and only then marked complete by root: nothing the owner's processes do can change the code a later
+    release reuses. An environment that is not root's is never reused.
 version_added: 1.0.0
 author: aiodeploy maintainers (@aiodeploy)
 options:
@@ -86,7 +89,7 @@ options:
     description: Where O(package) is installed; replaced.
     type: path
   owner:
-    description: The user installers run as, and the owner of the environment.
+    description: The user installers run as, and the owner of the environment while it is built.
     type: str
     required: true
   group:
@@ -173,16 +176,20 @@ package:
   returned: with O(package)
 """
 
+import errno
 import hashlib
 import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
 COMPLETE = ".aiodeploy-env"
+# Part of every key: environments built before they were handed to root get a new key, so a release never reuses one.
+LAYOUT = "root-owned"
 EXTRAS = ".aiodeploy-extras.json"
 _EXTRA = re.compile(r"""extra\s*==\s*["']([^"']+)["']""")
 PROJECT_FILES = ("pyproject.toml", "setup.cfg", "setup.py")
@@ -280,7 +287,7 @@ def find_dependencies(project_dir, requirements_file, lock_file):
 
 def environment_key(python_version, installer, kind, text, requirements):
     """The hash of everything an environment is built from."""
-    inputs = json.dumps([python_version, installer, kind, text, sorted(requirements)])
+    inputs = json.dumps([LAYOUT, python_version, installer, kind, text, sorted(requirements)])
     return hashlib.sha256(inputs.encode("utf-8")).hexdigest()[:16]
 
 
@@ -484,8 +491,42 @@ def install_project(builder, env_path, copy, target, scratch):
     return {"name": found[0], "version": found[1]}
 
 
+def _to_root(fd):
+    os.fchown(fd, 0, 0)
+    os.fchmod(fd, stat.S_IMODE(os.fstat(fd).st_mode) & 0o755)
+
+
+def hand_to_root(env_path):
+    """Make the built environment root's, with no write permission or set-id bit for anyone else: every entry through
+    a file descriptor opened without following links (os.fwalk), so a link the owner planted leads nowhere."""
+    top = os.open(env_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY)
+    try:
+        _to_root(top)
+    finally:
+        os.close(top)
+    for _root, dirs, files, root_fd in os.fwalk(env_path, follow_symlinks=False):
+        for name in dirs + files:
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=root_fd)
+            except OSError as error:
+                if error.errno != errno.ELOOP:
+                    raise
+                os.chown(name, 0, 0, dir_fd=root_fd, follow_symlinks=False)
+                continue
+            try:
+                _to_root(fd)
+            finally:
+                os.close(fd)
+
+
+def root_owned(path):
+    """Whether path is root's and nobody else may write it, looked at without following a link."""
+    info = os.lstat(path)
+    return info.st_uid == 0 and not stat.S_ISLNK(info.st_mode) and not info.st_mode & 0o022
+
+
 def write_marker(path, key):
-    """The environment is complete: its key, in the owner's directory, never through a link."""
+    """The environment is complete: its key, written by root into root's directory, never through a link."""
     if os.path.lexists(path):
         os.unlink(path)
     try:
@@ -579,7 +620,8 @@ def build(module):
                               params["requirements"] + [params["index_url"]] + params["extra_index_urls"])
         env_path = params["path"] or os.path.join(params["store"], key)
         complete = os.path.join(env_path, COMPLETE)
-        reused = os.path.isfile(complete) and not os.path.islink(complete) and read_owned(complete).strip() == key
+        reused = (os.path.isfile(complete) and root_owned(env_path) and root_owned(complete)
+                  and read_owned(complete).strip() == key)
         result.update(env_path=env_path, key=key, reused=reused, changed=not reused)
         if module.check_mode:
             return result
@@ -593,6 +635,7 @@ def build(module):
             extra = [spec for spec in params["requirements"] if requirement_name(spec) not in present]
             if extra:
                 builder.install(env_path, extra, "installing %s" % " ".join(extra))
+            hand_to_root(env_path)
             write_marker(complete, key)
         if params["target"] and copy and is_project(project):
             result["project"] = install_project(builder, env_path, copy, params["target"], scratch)

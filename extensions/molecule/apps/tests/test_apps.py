@@ -456,3 +456,18 @@ def test_the_index_password_is_printed_nowhere_and_written_into_no_file(host):
     found = host.run(f"grep -rlsF -- {shlex.quote(secret)} {places}")
     assert found.stdout == "" and found.rc != 0, found.stdout
     assert secret not in host.check_output("journalctl --no-pager -o cat")
+
+
+@pytest.mark.parametrize("app", sorted(TEAM))
+def test_the_app_user_cannot_change_the_code_of_its_virtualenv(host, app):
+    """The environment a later release reuses is root's: code a compromised process plants there would survive
+    redeploys and rollbacks. The control: the same command as the app user writes where anyone may."""
+    find_site = "import aiohttp, os; print(os.path.dirname(os.path.dirname(aiohttp.__file__)))"
+    site = host.check_output(f"/srv/{app}/current/venv/bin/python -c {shlex.quote(find_site)}")
+    for target in (f"{site}/planted.py", f"{site}/aiohttp/__init__.py"):
+        tried = host.run(f"setpriv --reuid={app} --regid={app} --clear-groups -- sh -c 'echo x >> {target}'")
+        assert tried.rc != 0 and "Permission denied" in tried.stderr, (target, tried.stderr)
+    control = host.run(f"setpriv --reuid={app} --regid={app} --clear-groups -- sh -c 'echo x >> /tmp/{app}-control && rm /tmp/{app}-control'")
+    assert control.rc == 0, control.stderr
+    venv = host.file(f"/srv/{app}/current/venv").linked_to
+    assert host.file(venv).user == "root" and host.file(f"{venv}/.aiodeploy-env").user == "root"
