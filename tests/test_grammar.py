@@ -41,7 +41,7 @@ EXAMPLES = {
     "object": (["my_app:app", "pkg.web:create_app"], ["my_app", "a:b:c", "a:b()", "a:1b"]),
     "tokens": (["error timeout", "1h", "max", "modified +24h"], ["a;b", "a  b", "a {", "a'b", " a"]),
     "token": (["combined", "10r/s"], ["a b", "a;b", "a{", "a#b", "a'b", "a\"b"]),
-    "quoted": (["Hello world; ok {}", "$x", "default-src 'self'"], ['a"b', "a\\b"]),
+    "quoted": (["Hello world; ok {}", "default-src 'self'"], ['a"b', "a\\b", "<https://x$uri>"]),
     "size": (["4G", "512k", "16m", "100"], ["4 G", "4T", "-1", "4G;"]),
     "duration": (["2s", "500ms", "1m", "10"], ["2 s", "s", "1y", "2s;"]),
     "version": (["27.0.1", "0.23.0", "1.0rc1", "2!1.0+local"], ["latest", ">=1", "1.0 ", "1;x"]),
@@ -55,6 +55,9 @@ EXAMPLES = {
     "identifier": (["backlog", "preload_app"], ["1x", "a-b", "x = 1"]),
     "header": (["X-Frame-Options", "Content-Security-Policy"], ["X Frame", "X:Y", "-X", "X;"]),
     "word": (["--path={path}", "hello world", "it's \"quoted\" $HOME 100%"], []),
+    "argument": (["--path={path}", "hello world", "a;b", "x#1"], ["--greeting=hello ;world", "a #b", "a\t;b"]),
+    "sandbox_value": (["yes", "AF_UNIX AF_INET AF_INET6", "@system-service", "~@mount", "-/var/lib/x"], ["%h", "$HOME", "a  b", "a;b"]),
+    "installer_variable": (["https_proxy", "NO_PROXY", "UV_HTTP_TIMEOUT", "PIP_RETRIES"], ["LD_PRELOAD", "PATH", "PYTHONPATH", "pip_x"]),
     "ciphers": (["ECDHE+AESGCM:!aNULL", "HIGH:@SECLEVEL=2"], ["a b", "a;b"]),
     "pem": (["-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"], ["MIIB", "-----BEGIN X-----\nMI IB;\n-----END X-----"]),
     "octal": (["007", "0022"], ["999", "7", "00007", "rwx"]),
@@ -124,6 +127,8 @@ def test_quoting_refuses_what_no_quote_can_hold():
     with pytest.raises(Exception, match="control character"):
         supervisor_escape("a\n[program:x]")
     assert supervisor_escape("50%(x)s") == "50%%(x)s"
+    with pytest.raises(Exception, match="comment"):
+        supervisor_escape("'--greeting=hello ;world'")
 
 
 # The generated test: every role's string options, from its argument specs, and the grammar table of its checks.

@@ -349,3 +349,29 @@ def test_the_extras_asked_for_hold_and_no_other(tmp_path):
     name, version, requires, _digest = module_functions().installed_distribution(str(tmp_path / "installed"))
     assert (name, version) == ("omega", "1.0")
     assert requires == ["redis>=4; 'x' == 'x'", 'psycopg; extra == "db" or python_version < "3"', "yarl"]
+
+
+@pytest.mark.parametrize("planted", ["link out", "hard link", "fifo"])
+def test_what_the_owner_could_still_reach_is_refused_when_the_environment_is_handed_to_root(tmp_path, planted):
+    """A link out of the environment (as a .pth pointing into the owner's cache would be), a file hard-linked from
+    elsewhere, or a FIFO: each left in a built environment fails the build instead of being made root's. The control:
+    the interpreter's own link and a link inside the environment are fine."""
+    functions = module_functions()
+    env = tmp_path / "env"
+    (env / "bin").mkdir(parents=True)
+    (env / "lib").mkdir()
+    (env / "bin/python").symlink_to(sys.executable)
+    (env / "lib64").symlink_to("lib")
+    (env / "lib/module.py").write_text("x = 1\n")
+    functions.hand_to_root(str(env), os.path.realpath(sys.executable))
+    assert (env / "lib/module.py").stat().st_uid == 0 and not (env / "lib/module.py").stat().st_mode & 0o022
+    outside = tmp_path / "cache.pth"
+    outside.write_text("import os\n")
+    if planted == "link out":
+        (env / "lib/zz.pth").symlink_to(outside)
+    elif planted == "hard link":
+        os.link(outside, env / "lib/zz.pth")
+    else:
+        os.mkfifo(env / "lib/zz.pth")
+    with pytest.raises(functions.Failure, match="zz.pth"):
+        functions.hand_to_root(str(env), os.path.realpath(sys.executable))

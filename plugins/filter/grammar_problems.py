@@ -25,7 +25,8 @@ description:
     C(server_name), C(server_names), C(san), C(url) (http or https), C(git_url), C(module), C(object)
     (C(module:attribute)), C(interpreter), C(version), C(release), C(gitref), C(token) and C(tokens) (nginx and
     HAProxy words: no whitespace but single spaces between tokens, no C(;), C({), C(}), C(#), quotes or backslash),
-    C(quoted), C(word) (one command-line argument: printable, quoted where it lands), C(size), C(bytes), C(rate),
+    C(quoted), C(word) (one command-line argument: printable, quoted where it lands), C(argument) (a word
+    supervisord does not cut as a comment), C(sandbox_value), C(installer_variable), C(size), C(bytes), C(rate),
     C(duration), C(ciphers), C(octal), C(pem) (PEM blocks), C(free) (any text without NUL, for a value that lands
     only where any text is safe; the table says why with C(because))."
 options:
@@ -115,8 +116,14 @@ GRAMMARS = {
     "header": (r"[A-Za-z0-9][A-Za-z0-9-]*", "an HTTP header name of letters, digits and -"),
     "identifier": (_IDENTIFIER, "a name of letters, digits and _, not starting with a digit"),
     "word": (r"%s+" % _PRINTABLE, "one argument of printable characters (no newline or control character)"),
+    "argument": (r"(?![^\n]*\s[;#])%s+" % _PRINTABLE,
+                 "one argument of printable characters (no newline, control character, or whitespace before ; or #, which "
+                 "supervisord reads as a comment)"),
+    "sandbox_value": (r"[A-Za-z0-9._:/@+=,~!-]+(?: [A-Za-z0-9._:/@+=,~!-]+)*", "a value of systemd settings: words of letters, digits and ._:/@+=,~!-"),
+    "installer_variable": (r"(?:PIP|UV)_[A-Z0-9_]+|(?:https?|no|all)_proxy|(?:HTTPS?|NO|ALL)_PROXY|SSL_CERT_FILE|SSL_CERT_DIR|REQUESTS_CA_BUNDLE",
+                           "an installer's variable: PIP_*, UV_*, a proxy variable (https_proxy, no_proxy ...) or a CA bundle's"),
     "token": (r"[A-Za-z0-9._:/@+=,%*!-]+", "one word of letters, digits and ._:/@+=,%*!- (no whitespace, quotes, ;, {, }, # or \\)"),
-    "quoted": (r"[^\x00-\x1f\x7f\"\\]+", 'printable text without " or \\, a newline or a control character (it is written in double quotes)'),
+    "quoted": (r"[^\x00-\x1f\x7f\"\\$]+", 'printable text without ", \\, $, a newline or a control character (it is written in double quotes)'),
     "size": (r"[0-9]+[kKmMgG]?", "a size such as 512k, 16m or 4G"),
     "ciphers": (r"[A-Za-z0-9:+!@=_.-]+", "an OpenSSL cipher list such as ECDHE+AESGCM:!aNULL"),
     "pem": (r"(?:-----BEGIN [A-Z0-9 ]+-----\r?\n(?:[A-Za-z0-9+/=:, -]*\r?\n)+-----END [A-Z0-9 ]+-----(?:\r?\n)*)+",

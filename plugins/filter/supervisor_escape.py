@@ -44,6 +44,8 @@ def supervisor_escape(value):
     text = str(value)
     if re.search(r"[\x00-\x1f\x7f]", text):
         raise AnsibleFilterError("supervisor_escape: a control character cannot be written into a supervisord file")
+    if re.search(r"\s[;#]", text):
+        raise AnsibleFilterError("supervisor_escape: supervisord reads whitespace before ; or # as the start of a comment")
     return text.replace("%", "%%")
 
 

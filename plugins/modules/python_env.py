@@ -176,7 +176,6 @@ package:
   returned: with O(package)
 """
 
-import errno
 import hashlib
 import json
 import os
@@ -329,7 +328,7 @@ class Builder:
     def run(self, argv, what, cwd=None, extra_env=None):
         """Run argv as the owner; its standard output, or Failure naming `what` with the end of its output."""
         if self.as_owner:
-            argv = ["setpriv", "--reuid=" + self.params["owner"], "--regid=" + self.params["group"], "--clear-groups", "--"] + argv
+            argv = ["/usr/bin/setpriv", "--reuid=" + self.params["owner"], "--regid=" + self.params["group"], "--clear-groups", "--"] + argv
         env = dict(self.env, **(extra_env or {}))
         rc, out, err = self.module.run_command(argv, cwd=cwd, environ_update=env)
         if rc != 0:
@@ -346,6 +345,8 @@ class Builder:
         """Install into the environment at env_path with the chosen installer."""
         python = os.path.join(env_path, "bin", "python")
         if self.installer == "uv":
+            # Copies, not hard links into the owner's cache: the environment becomes root's file by file.
+            extra_env = dict(extra_env or {}, UV_LINK_MODE="copy")
             argv = [self.uv, "pip", "install", "--quiet", "--python", python, "--compile-bytecode"] + args
         else:
             argv = [python, "-m", "pip", "install", "--quiet"] + args
@@ -496,23 +497,32 @@ def _to_root(fd):
     os.fchmod(fd, stat.S_IMODE(os.fstat(fd).st_mode) & 0o755)
 
 
-def hand_to_root(env_path):
+def hand_to_root(env_path, python):
     """Make the built environment root's, with no write permission or set-id bit for anyone else: every entry through
-    a file descriptor opened without following links (os.fwalk), so a link the owner planted leads nowhere."""
+    a file descriptor opened without following links (os.fwalk), so a link the owner planted leads nowhere. What the
+    owner could still reach afterwards is refused: a link that leads out of the environment (but the interpreter's),
+    a file with another hard link, anything but files, directories and links."""
     top = os.open(env_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY)
     try:
         _to_root(top)
     finally:
         os.close(top)
-    for _root, dirs, files, root_fd in os.fwalk(env_path, follow_symlinks=False):
+    inside = os.path.realpath(env_path) + os.sep
+    for root, dirs, files, root_fd in os.fwalk(env_path, follow_symlinks=False):
         for name in dirs + files:
-            try:
-                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=root_fd)
-            except OSError as error:
-                if error.errno != errno.ELOOP:
-                    raise
+            info = os.stat(name, dir_fd=root_fd, follow_symlinks=False)
+            path = os.path.join(root, name)
+            if stat.S_ISLNK(info.st_mode):
+                resolved = os.path.realpath(path)
+                if not resolved.startswith(inside) and resolved != python:
+                    raise Failure("the environment has a link that leads out of it: %s -> %s" % (path, os.readlink(path)))
                 os.chown(name, 0, 0, dir_fd=root_fd, follow_symlinks=False)
                 continue
+            if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+                raise Failure("the environment has something that is neither a file nor a directory: %s" % path)
+            if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+                raise Failure("the environment has a file with another hard link, which its owner could write: %s" % path)
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=root_fd)
             try:
                 _to_root(fd)
             finally:
@@ -635,7 +645,7 @@ def build(module):
             extra = [spec for spec in params["requirements"] if requirement_name(spec) not in present]
             if extra:
                 builder.install(env_path, extra, "installing %s" % " ".join(extra))
-            hand_to_root(env_path)
+            hand_to_root(env_path, python)
             write_marker(complete, key)
         if params["target"] and copy and is_project(project):
             result["project"] = install_project(builder, env_path, copy, params["target"], scratch)

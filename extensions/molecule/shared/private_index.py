@@ -1,6 +1,8 @@
 """A team's private package index: a PEP 503 simple index of the wheels in a directory, behind HTTP Basic auth.
 
-It also answers as the HTTP proxy of its own name: a request in absolute form (`GET http://name/simple/...`, what
+It also serves git repositories over git's "dumb" HTTP protocol under /git/ (the files of the bare repositories of
+--git-root, which `git update-server-info` keeps listed), behind the same password, and answers as the HTTP proxy
+of its own name: a request in absolute form (`GET http://name/simple/...`, what
 a client sends to a proxy) is served like any other and logged as proxied. Every request is logged as one JSON
 line (path, whether it came as to a proxy, status, the user it authenticated as), never with its password, so that
 a test can show which installer came, through the proxy or not, with which credentials, and what it fetched.
@@ -37,6 +39,7 @@ class Index(BaseHTTPRequestHandler):
     user = ""
     password = ""
     directory = ""
+    git_root = ""
     log_path = ""
     lock = threading.Lock()
 
@@ -87,6 +90,9 @@ class Index(BaseHTTPRequestHandler):
                     digest = hashlib.sha256(handle.read()).hexdigest()
                 links += '<a href="../../packages/%s#sha256=%s">%s</a>\n' % (html.escape(name), digest, html.escape(name))
             self.send(200, ("<!DOCTYPE html><html><body>\n%s</body></html>\n" % links).encode(), user=user)
+        elif parts[:1] == ["git"] and self.git_root and ".." not in parts[1:] and os.path.isfile(os.path.join(self.git_root, *parts[1:])):
+            with open(os.path.join(self.git_root, *parts[1:]), "rb") as handle:
+                self.send(200, handle.read(), "application/octet-stream", user=user)
         elif len(parts) == 2 and parts[0] == "packages" and parts[1] in os.listdir(self.directory):
             with open(os.path.join(self.directory, parts[1]), "rb") as handle:
                 self.send(200, handle.read(), "application/octet-stream", user=user)
@@ -100,6 +106,7 @@ class Index(BaseHTTPRequestHandler):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--directory", required=True, help="the wheels served")
+    parser.add_argument("--git-root", default="", help="the bare git repositories served under /git/")
     parser.add_argument("--user", required=True)
     parser.add_argument("--password-file", required=True)
     parser.add_argument("--log", required=True, help="one JSON line per request")
@@ -108,7 +115,7 @@ def main():
     args = parser.parse_args()
     with open(args.password_file, encoding="utf-8") as handle:
         Index.password = handle.read().strip()
-    Index.user, Index.directory, Index.log_path = args.user, args.directory, args.log
+    Index.user, Index.directory, Index.git_root, Index.log_path = args.user, args.directory, args.git_root, args.log
     ThreadingHTTPServer((args.bind, args.port), Index).serve_forever()
 
 

@@ -447,13 +447,27 @@ def test_the_private_index_needs_its_password(host):
     assert status_and_body(host, "http://127.0.0.1:8765/simple/flatsvc/", "-u", "team:" + password)[0] == 200
 
 
+def test_the_git_password_stays_out_of_the_clone_and_git_used_it(host):
+    """The team's app comes from git over HTTP with the password in the URL: git fetched with it (the server saw the
+    user), the clone's remote is the URL without it, and the credentials lived for the fetch only."""
+    config = host.file("/srv/teamstd/repository/.git/config").content_string
+    assert "url = http://127.0.0.1:8765/git/team.git" in config, config
+    assert not host.file("/run/aiodeploy-teamstd.git-credentials").exists
+    fetched = [(request["path"], request["status"], request["user"]) for request in index_requests(host)]
+    assert ("/git/team.git/info/refs", 200, "team") in fetched, fetched
+    # The control: without the password the server refuses git too.
+    assert status_and_body(host, "http://127.0.0.1:8765/git/team.git/info/refs")[0] == 401
+
+
 def test_the_index_password_is_printed_nowhere_and_written_into_no_file(host):
+    """The same password is in the private index's URL (flatpkg) and in the git URL (teamstd)."""
     password = host.file("/srv/private-index/password").content_string.strip()
     secret = password.split("@")[0]  # in the URL the @ is %40: what is before it appears in either form
     assert len(secret) > 8
-    assert secret not in deploy_result(host, "/root/flatpkg-private-index-deploy.json")["output"]
-    places = "/srv/flatpkg /etc /var/cache/aiodeploy-python /opt/aiodeploy-tools /var/log"
-    found = host.run(f"grep -rlsF -- {shlex.quote(secret)} {places}")
+    for deploy in ("flatpkg-private-index", "team-code-only", "team-stale-lock"):
+        assert secret not in deploy_result(host, f"/root/{deploy}-deploy.json")["output"], deploy
+    places = "/srv/flatpkg /srv/teamstd /etc /var/cache/aiodeploy-python /opt/aiodeploy-tools /var/log /run"
+    found = host.run(f"grep -rlsF -D skip -- {shlex.quote(secret)} {places}")
     assert found.stdout == "" and found.rc != 0, found.stdout
     assert secret not in host.check_output("journalctl --no-pager -o cat")
 
