@@ -29,7 +29,7 @@ description:
   - Installers run as O(owner), never as root, on a private copy of the project, so a build cannot write into the
     project directory. Passwords in index URLs never appear in the module's output.
   - Once built, the environment is handed to root, read-only to everyone else (no group or other write, no set-id
-    bits), and only then marked complete by root: nothing the owner's processes do can change the code a later
+    bits), and only then marked complete by root, so nothing the owner's processes do can change the code a later
     release reuses. An environment that is not root's is never reused.
 version_added: 1.0.0
 author: aiodeploy maintainers (@aiodeploy)

@@ -272,6 +272,19 @@ def test_static_files_are_served_by_nginx_alone(host):
     assert proxied.stdout == "502"
 
 
+def test_no_link_in_the_static_directory_is_followed(host):
+    """A link below the static directory, to a file or a directory outside it or to a file beside it, is not
+    served; the control is the static file itself, reached through the release link above the directory."""
+    static = host.file(f"/srv/{APP}/current").linked_to + "/app/static"
+    host.check_output(f"ln -sfn /etc/passwd {static}/leak && ln -sfn /etc {static}/etcdir && ln -sfn hello.txt {static}/inner")
+    try:
+        codes = {path: curl(host, f"http://127.0.0.1/static/{path}", "-o", "/dev/null", "-w", "%{http_code}").stdout
+                 for path in ("hello.txt", "leak", "etcdir/passwd", "inner")}
+    finally:
+        host.check_output(f"rm -f {static}/leak {static}/etcdir {static}/inner")
+    assert codes == {"hello.txt": "200", "leak": "403", "etcdir/passwd": "404", "inner": "403"}, codes
+
+
 def test_websocket_round_trip_through_nginx(host):
     out = websocket_echo(host, "http://127.0.0.1/ws")
     assert out.rc == 0, out.stderr
