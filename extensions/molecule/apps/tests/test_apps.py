@@ -1,6 +1,7 @@
 """Applications the collection did not write, deployed in every topology (shared/apps/README.md)."""
 
 import json
+import os
 import re
 import shlex
 from pathlib import Path
@@ -485,3 +486,36 @@ def test_the_app_user_cannot_change_the_code_of_its_virtualenv(host, app):
     assert control.rc == 0, control.stderr
     venv = host.file(f"/srv/{app}/current/venv").linked_to
     assert host.file(venv).user == "root" and host.file(f"{venv}/.aiodeploy-env").user == "root"
+
+
+def planted_secrets(host):
+    """Every secret the planted-secrets deploy was given, each as it could appear in text."""
+    key_lines = (Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "local-ca/site.key").read_text().splitlines()
+    index_password = host.file("/srv/private-index/password").content_string.strip()
+    return {"index password": index_password.split("@")[0], "proxy password": host.ansible.get_variables()["apps_proxy_password"],
+            # A part of the database password that no JSON or YAML output escapes.
+            "database password": "%(process_num)s $HOME ${PATH}", "token": SECRETS["TEAM_TOKEN"],
+            "TLS key": next(line for line in key_lines[1:] if len(line) > 40)}
+
+
+def test_no_secret_in_a_verbose_deploy_with_diffs(host):
+    """-vvv --diff, with every secret-bearing setting set: the run succeeded, went through the proxy to the index,
+    and printed none of them."""
+    deploy = deploy_result(host, "/root/teamg-planted-secrets-deploy.json")
+    assert deploy["rc"] == 0, deploy["output"][-3000:]
+    assert "<127.0.0.1> EXEC" in deploy["output"] or "ESTABLISH" in deploy["output"], "not a -vvv run"
+    shown = [name for name, secret in planted_secrets(host).items() if secret in deploy["output"]]
+    assert shown == []
+    # The control: the proxy and the index were used, so their settings reached the installer.
+    fetched = [(request["path"], request["proxied"], request["user"]) for request in index_requests(host)]
+    assert any(path.startswith("/simple/") and proxied and user == "team" for path, proxied, user in fetched), fetched
+
+
+def test_no_secret_in_a_file_others_can_read(host):
+    secrets = planted_secrets(host)
+    patterns = " ".join(f"-e {shlex.quote(secret)}" for secret in secrets.values())
+    # What any other user can read: grep as nobody.
+    found = host.run(f"setpriv --reuid=nobody --regid=nogroup --clear-groups -- grep -rlsF -D skip {patterns} /etc /srv /run /var /opt /home /tmp")
+    assert found.stdout == "", found.stdout
+    # The control: the secrets are on the host, where only their readers can read them.
+    assert host.run(f"grep -rlsF -D skip {patterns} /srv/teamg /etc/teamg /etc/nginx").stdout != ""
