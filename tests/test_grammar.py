@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
-from project import ROLES, ROOT
+from project import ALL_ROLES, ROLES, ROOT
 
 sys.path.insert(0, str(ROOT / "plugins" / "filter"))
 import grammar_problems as grammar  # noqa: E402  pylint: disable=wrong-import-position,import-error
@@ -141,14 +141,15 @@ def string_options(role):
             and (option.get("type", "str") in ("str", "path") or (option.get("type") == "list" and option.get("elements") == "str"))}
 
 
-def grammar_table(role):
-    """The table of the role's first check (tasks/validate.yml), each entry as a dict."""
-    tasks = yaml.safe_load((ROOT / "roles" / role / "tasks/validate.yml").read_text())
+def grammar_table(role, entry_point="validate"):
+    """The grammar table of a check in the role's tasks file of that entry point (for main: validate.yml), each entry
+    as a dict: __<role>_grammar, or for another entry point any table whose name ends in _grammar."""
+    tasks = yaml.safe_load((ROOT / "roles" / role / f"tasks/{entry_point}.yml").read_text())
     for task in tasks:
-        table = task.get("vars", {}).get(f"__{role}_grammar")
-        if table is not None:
-            return {name: {"grammar": entry} if isinstance(entry, str) else entry for name, entry in table.items()}
-    raise AssertionError(f"{role}'s tasks/validate.yml has no __{role}_grammar table")
+        for key, table in task.get("vars", {}).items():
+            if key == f"__{role}_grammar" or (entry_point != "validate" and key.endswith("_grammar")):
+                return {name: {"grammar": entry} if isinstance(entry, str) else entry for name, entry in table.items()}
+    raise AssertionError(f"{role}'s tasks/{entry_point}.yml has no grammar table")
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -159,6 +160,50 @@ def test_every_string_option_of_every_role_has_a_grammar(role):
     assert missing == [], f"{role}: options with no grammar in tasks/validate.yml: {missing}"
     assert sorted(set(table) - set(string_options(role))) == [], f"{role}: the table names options the spec does not"
     assert {name: entry["grammar"] for name, entry in table.items() if entry["grammar"] not in grammar.GRAMMARS} == {}
+
+
+def entry_point_options(role, entry_point):
+    spec = yaml.safe_load((ROOT / "roles" / role / "meta/argument_specs.yml").read_text())["argument_specs"][entry_point]["options"]
+    return {name: option for name, option in spec.items()
+            if "choices" not in option
+            and (option.get("type", "str") in ("str", "path") or (option.get("type") == "list" and option.get("elements") == "str"))}
+
+
+# Entry points other than main take text too. Those that share main's options run main's checks (validate.yml);
+# the balancers' entry points check their own. What reaches no file or command line is named here, with why.
+MAIN_CHECKS = {("aiohttp_app", "validate"), ("aiohttp_app", "rollback"), ("aiohttp_app", "restore")}
+REACHES_NO_FILE = {
+    "aiohttp_app_health_addresses": "the listeners go to wait_ready.py as JSON on its standard input",
+    "common_packages": "package names from the roles' vars/, handed to apt as a list",
+    "common_tls_certificate_file": "read on the controller and parsed as PEM by the check itself",
+    "common_tls_key_file": "read on the controller and parsed as PEM by the check itself",
+    "common_tls_certificate": "parsed as PEM by the check itself",
+    "common_tls_key": "parsed as PEM by the check itself",
+    "common_tls_certificate_variable": "the name of the calling role's variable, shown in messages",
+    "common_tls_key_variable": "the name of the calling role's variable, shown in messages",
+    "common_tls_server_names": "compared with the certificate's names, never written",
+    "common_tls_server_names_variable": "the name of the calling role's variable, shown in messages",
+    "haproxy_balancer": "an inventory host name: where the tasks run (delegate_to)",
+    "nginx_balancer": "an inventory host name: where the tasks run (delegate_to)",
+}
+OTHER_ENTRY_POINTS = [(role, entry_point) for role in ALL_ROLES
+                      for entry_point in yaml.safe_load((ROOT / "roles" / role / "meta/argument_specs.yml").read_text())["argument_specs"]
+                      if entry_point != "main" and (role, entry_point) not in MAIN_CHECKS and entry_point != "validate"]
+CHECKED_ENTRY_POINTS = [(role, entry_point) for role, entry_point in OTHER_ENTRY_POINTS
+                        if set(entry_point_options(role, entry_point)) - set(REACHES_NO_FILE)]
+
+
+@pytest.mark.parametrize("role, entry_point", OTHER_ENTRY_POINTS, ids=[f"{role}-{entry}" for role, entry in OTHER_ENTRY_POINTS])
+def test_every_string_option_of_every_other_entry_point_is_checked_or_reaches_no_file(role, entry_point):
+    unchecked = set(entry_point_options(role, entry_point)) - set(REACHES_NO_FILE)
+    if (role, entry_point) in CHECKED_ENTRY_POINTS:
+        unchecked -= set(grammar_table(role, entry_point))
+    assert sorted(unchecked) == [], f"{role}/{entry_point}: options with no grammar and no reason to have none"
+
+
+def test_the_entry_points_checked_are_the_balancers():
+    """The control: the generated test above reaches the entry points that take text into a command."""
+    assert CHECKED_ENTRY_POINTS == [("haproxy", "server"), ("nginx", "upstream_server")]
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -201,6 +246,41 @@ def run_checks(env, role, values):
         json.dump(play, handle)
     return subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}", handle.name],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+def run_entry_point(env, role, entry_point, values):
+    """The entry point on localhost with the values; a run that passes its checks goes on to the balancer, which
+    does not exist (a host name that resolves nowhere): only the checks' result matters here."""
+    play = [{"hosts": "localhost", "gather_facts": False, "vars": values,
+             "tasks": [{"ansible.builtin.include_role": {"name": f"aiodeploy.aiohttp.{role}", "tasks_from": entry_point}}]}]
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as handle:
+        json.dump(play, handle)
+    return subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}", handle.name],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+# What each checked entry point needs besides the options under test: a state, and the balancer's socket, which it
+# reads from the balancer's inventory (here localhost's own variables).
+ENTRY_POINT_CONTEXT = {("haproxy", "server"): {"haproxy_server_state": "drain", "haproxy_server": "app-1",
+                                               "haproxy_admin_socket": "/run/haproxy/admin.sock"},
+                       ("nginx", "upstream_server"): {"nginx_upstream_server_state": "drain", "nginx_upstream_server": "127.0.0.1:8080"}}
+
+
+@pytest.mark.parametrize("kind", ["newline", "grammar"])
+@pytest.mark.parametrize("role, entry_point", CHECKED_ENTRY_POINTS, ids=[f"{role}-{entry}" for role, entry in CHECKED_ENTRY_POINTS])
+def test_a_hostile_value_in_an_entry_point_stops_it_naming_the_option(installed_collection, role, entry_point, kind):
+    values = {}
+    for name, entry in grammar_table(role, entry_point).items():
+        good, bad = EXAMPLES[entry["grammar"]]
+        values[name] = good[0] + "\n;shutdown sessions server app/app-1" if kind == "newline" else bad[0]
+    result = run_entry_point(installed_collection, role, entry_point, {**ENTRY_POINT_CONTEXT[(role, entry_point)], **values})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert [name for name in values if f"{name} must be " not in output] == [], output[-3000:]
+    # The control: with the context alone, the checks pass and the run goes on to the balancer's first step.
+    control = run_entry_point(installed_collection, role, entry_point, ENTRY_POINT_CONTEXT[(role, entry_point)])
+    control_output = control.stdout + control.stderr
+    assert "must be " not in control_output and "TASK [aiodeploy.aiohttp." in control_output.split("fit", 1)[-1], control_output[-3000:]
 
 
 KINDS = ["newline", "grammar"]

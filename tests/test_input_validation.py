@@ -104,6 +104,10 @@ CASES = [
     # Input that would take over or break what the host has.
     ({"aiohttp_app_bind": "tcp", "aiohttp_app_tcp_port": 80}, "use nginx's own port: move the backends (aiohttp_app_tcp_port)"),
     ({"nginx_static_root": "/etc"}, "nginx_static_root must be the application's static directory, never a system one"),
+    # nginx would chown the directory to its workers: root's, another's, a file, or through a link, all refused.
+    ({"nginx_client_body_temp_path": "/etc"}, "nginx_client_body_temp_path (/etc) exists and is root's, not www-data's: nginx would"),
+    ({"nginx_client_body_temp_path": "/etc/hostname"}, "nginx_client_body_temp_path (/etc/hostname) exists and is root's, not www-data's"),
+    ({"nginx_client_body_temp_path": "/var/run/nginx-body"}, "nginx_client_body_temp_path (/var/run/nginx-body) leads through a link to /run/nginx-body"),
     ({"aiohttp_app_user": "www-data", "aiohttp_app_group": "demo"}, "aiohttp_app_user 'www-data' is an existing account (home /var/www)"),
     ({"aiohttp_app_user": "daemon"}, "aiohttp_app_user 'daemon' is an existing account"),
     ({"aiohttp_app_config_dir": "/etc"}, "aiohttp_app_config_dir must be an absolute path to a directory of the application's own"),

@@ -31,7 +31,7 @@ TUTORIAL = {
 }
 TEAM = {
     "team": ("supervisord", "http://127.0.0.1:8007/"),
-    "teamg": ("gunicorn", "https://127.0.0.1:8448/"),
+    "teamg": ("gunicorn", "https://localhost:8448/"),
     "teamstd": ("standalone", "http://127.0.0.1:9401/"),
 }
 
@@ -184,6 +184,32 @@ def test_team_app_renders_its_templates(host, app):
     status, body = status_and_body(host, TEAM[app][1], "-H", f"Authorization: Bearer {SECRETS['TEAM_TOKEN']}")
     assert status == 200
     assert "<h1>Dashboard of platform</h1>" in body
+
+
+def test_a_named_site_answers_only_its_name(host):
+    """teamg is `localhost`: a TLS client naming another host, or none (curl names no host for an address), gets no
+    handshake; over plain HTTP another Host gets the connection closed with no answer. The control: its own name."""
+    assert status_and_body(host, TEAM["teamg"][1] + "public") == (200, "public page\n")
+    for name in ("other.example", None):
+        servername = f"-servername {name}" if name else "-noservername"
+        hello = host.run(f"openssl s_client -connect 127.0.0.1:8448 {servername} -CAfile /root/test-ca.crt </dev/null")
+        assert hello.rc != 0 and "unrecognized name" in hello.stdout + hello.stderr, hello.stdout + hello.stderr
+        assert "BEGIN CERTIFICATE" not in hello.stdout and "Server certificate" not in hello.stdout
+    assert curl(host, "https://127.0.0.1:8448/public", "--cacert", "/root/test-ca.crt").rc != 0
+    other = curl(host, "http://127.0.0.1:8008/public", "-H", "Host: other.example", "-o", "/dev/null", "-w", "%{http_code}")
+    assert other.rc == 52 and other.stdout == "000", (other.rc, other.stdout)  # empty reply: nginx's 444
+    assert curl(host, "http://localhost:8008/public", "-o", "/dev/null", "-w", "%{http_code}").stdout == "301"
+
+
+def test_a_page_behind_a_login_is_not_compressed_over_tls(host):
+    """BREACH: the team's dashboard (HTML, behind its token) over TLS comes uncompressed to a client asking for gzip;
+    the control, the same page from the same nginx over plain HTTP, comes gzipped (Debian's nginx.conf)."""
+    asks = ["-H", f"Authorization: Bearer {SECRETS['TEAM_TOKEN']}", "-H", "Accept-Encoding: gzip, deflate, br", "-o", "/dev/null", "-D", "-"]
+    headers = {url: curl(host, url, "--cacert", "/root/test-ca.crt", *asks).stdout.lower() for url in (TEAM["teamg"][1], TEAM["team"][1])}
+    over_tls, plain = headers[TEAM["teamg"][1]], headers[TEAM["team"][1]]
+    assert " 200" in over_tls.split("\n", 1)[0] and "content-type: text/html" in over_tls, over_tls
+    assert "content-encoding" not in over_tls, over_tls
+    assert "content-encoding: gzip" in plain, plain
 
 
 @pytest.mark.parametrize("app", sorted(TEAM))
