@@ -108,6 +108,7 @@ CASES = [
     ({"nginx_client_body_temp_path": "/etc"}, "nginx_client_body_temp_path (/etc) exists and is root's, not www-data's: nginx would"),
     ({"nginx_client_body_temp_path": "/etc/hostname"}, "nginx_client_body_temp_path (/etc/hostname) exists and is root's, not www-data's"),
     ({"nginx_client_body_temp_path": "/var/run/nginx-body"}, "nginx_client_body_temp_path (/var/run/nginx-body) leads through a link to /run/nginx-body"),
+    ({"nginx_client_body_temp_path": "/tmp/nginx-body"}, "nginx_client_body_temp_path (/tmp/nginx-body) is in /tmp, which root owns with mode 1777"),
     ({"aiohttp_app_user": "www-data", "aiohttp_app_group": "demo"}, "aiohttp_app_user 'www-data' is an existing account (home /var/www)"),
     ({"aiohttp_app_user": "daemon"}, "aiohttp_app_user 'daemon' is an existing account"),
     ({"aiohttp_app_config_dir": "/etc"}, "aiohttp_app_config_dir must be an absolute path to a directory of the application's own"),

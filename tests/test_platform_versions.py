@@ -35,7 +35,8 @@ RENDERS = {
         "__nginx_certificate_info": {"ocsp_uri": "http://ocsp.example.com"}, "nginx_resolver": ["127.0.0.53"], "nginx_hsts": True,
         "nginx_limit_conn_per_address": 10, "nginx_limit_req_rate": "10r/s", "nginx_real_ip_from": ["10.0.0.0/8"],
         "nginx_static_location": "/static/", "nginx_static_root": "/srv/demo/current/app/static", "nginx_static_expires": "1h",
-        "nginx_client_body_temp_path": "/var/lib/nginx/demo", "nginx_access_log_buffer": "32k", **TLS_POLICY}),
+        "nginx_client_body_temp_path": "/var/lib/nginx/demo", "nginx_access_log_buffer": "32k", **TLS_POLICY,
+        "__nginx_sites_plan": {"catch_all": [["", 80, False], ["", 443, True]], "sites": [], "problems": []}}),
     "haproxy": ("haproxy", {"haproxy_tls": True, "haproxy_backends": [{"name": "app-1", "address": "127.0.0.1", "port": 80}],
                             "haproxy_prometheus_address": "127.0.0.1", **TLS_POLICY}),
     "systemd_pool": ("systemd", {"aiohttp_app_pool": POOL}),
@@ -140,7 +141,8 @@ def test_the_check_sees_a_directive_too_new_for_a_platform():
 @pytest.mark.parametrize("role", sorted(RENDERS))
 def test_each_template_was_rendered_with_every_part_on(rendered, role):
     """What the renders must hold, so that no directive hides in a branch left off."""
-    expected = {"nginx": ["ssl_stapling", "ssl_conf_command", "ssl_reject_handshake", "limit_req", "real_ip_recursive", "gzip_static", "add_header Strict-Transport-Security", "return 444"],
+    expected = {"nginx": ["ssl_stapling", "ssl_conf_command", "ssl_reject_handshake", "limit_req", "real_ip_recursive", "gzip_static",
+                          "add_header Strict-Transport-Security", "return 444"],
                 "haproxy": ["prometheus-exporter", "ssl-default-bind-options", "redirect scheme https"],
                 "systemd_pool": ["ProtectProc=invisible", "ReadWritePaths=/run/demo"],
                 "gunicorn": ["SocketGroup=www-data", "RuntimeDirectory="],
