@@ -31,6 +31,14 @@ def test_the_catch_all_does_not_change_when_a_site_is_deployed_again():
     assert again["catch_all"] == first["catch_all"] and again["sites"] == first["sites"]
 
 
+def test_the_catch_all_reads_headers_as_long_as_the_quickest_named_site():
+    """Until nginx has read the Host header, the catch-all's client_header_timeout applies on the sites' sockets."""
+    plan = nginx_sites([site("shop", "shop.example.com", header_timeout=10), site("demo", "_", 8001, header_timeout=1)],
+                       site("api", "api.example.com", header_timeout=3))
+    assert plan["header_timeout"] == 3
+    assert nginx_sites([], site("demo", "_", header_timeout=3))["header_timeout"] == 60
+
+
 def test_a_site_that_answers_every_name_has_no_catch_all_and_shares_no_port():
     assert nginx_sites([], site("demo", "_"))["catch_all"] == []
     for records, this in (([site("shop", "shop.example.com")], site("demo", "_")), ([site("demo", "_")], site("shop", "shop.example.com")),

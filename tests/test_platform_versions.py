@@ -36,7 +36,7 @@ RENDERS = {
         "nginx_limit_conn_per_address": 10, "nginx_limit_req_rate": "10r/s", "nginx_real_ip_from": ["10.0.0.0/8"],
         "nginx_static_location": "/static/", "nginx_static_root": "/srv/demo/current/app/static", "nginx_static_expires": "1h",
         "nginx_client_body_temp_path": "/var/lib/nginx/demo", "nginx_access_log_buffer": "32k", **TLS_POLICY,
-        "__nginx_sites_plan": {"catch_all": [["", 80, False], ["", 443, True]], "sites": [], "problems": []}}),
+        "__nginx_sites_plan": {"catch_all": [["", 80, False], ["", 443, True]], "header_timeout": 10, "sites": [], "problems": []}}),
     "haproxy": ("haproxy", {"haproxy_tls": True, "haproxy_backends": [{"name": "app-1", "address": "127.0.0.1", "port": 80}],
                             "haproxy_prometheus_address": "127.0.0.1", **TLS_POLICY}),
     "systemd_pool": ("systemd", {"aiohttp_app_pool": POOL}),

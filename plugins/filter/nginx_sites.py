@@ -15,7 +15,8 @@ description:
   - Every site the nginx role writes is recorded on the host as one line of JSON (its name, its server names and
     the listen sockets it uses). This filter takes those records and the record of the site being deployed.
   - It returns the listen sockets of every site with host names, which the collection's one catch-all server
-    answers (no answer for an unknown host name, no handshake for an unknown or absent TLS server name).
+    answers (no answer for an unknown host name, no handshake for an unknown or absent TLS server name), and the
+    shortest of their header timeouts, which applies on those sockets until nginx has read the Host header.
   - It also returns the problems, each naming the variable and the other site, when the site collides with
     another one of the same nginx, before anything is written.
   - A site that answers every name (C(_)) is its ports' default server itself, so it may not share a port with
@@ -28,8 +29,9 @@ options:
     required: true
   site:
     description:
-      - The record of the site being deployed, C({site, names, listens}), each listen C([prefix, port, tls]), where
-        prefix is what precedes the port in C(listen) (empty for every address).
+      - The record of the site being deployed, C({site, names, listens, header_timeout}), each listen C([prefix, port, tls]),
+        where prefix is what precedes the port in C(listen) (empty for every address), and header_timeout the site's
+        C(client_header_timeout) in seconds.
       - C(state=absent) in it drops the site, and plans the catch-all for the others.
     type: dict
     required: true
@@ -54,6 +56,9 @@ _value:
       description: The listen sockets the catch-all answers, sorted, each C([prefix, port, tls]); empty for none.
       type: list
       elements: list
+    header_timeout:
+      description: The catch-all's C(client_header_timeout) in seconds, the shortest of the sites with host names (60 with none).
+      type: int
     sites:
       description: The records of every site after this deploy, sorted by name (this site's new one included, unless absent).
       type: list
@@ -66,6 +71,9 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
+# nginx's own client_header_timeout, for a record that has none.
+DEFAULT_HEADER_TIMEOUT = 60
+
 
 def _record(value, what):
     if not isinstance(value, dict) or not isinstance(value.get("site"), str) or not isinstance(value.get("listens"), list):
@@ -76,7 +84,7 @@ def _record(value, what):
             raise AnsibleFilterError("nginx_sites: each listen of %s must be [prefix, port, tls], got %r" % (value["site"], listen))
         listens.append((str(listen[0]), int(listen[1]), bool(listen[2])))
     return {"site": value["site"], "names": str(value.get("names", "_")), "listens": sorted(set(listens)),
-            "state": value.get("state", "present")}
+            "header_timeout": int(value.get("header_timeout", DEFAULT_HEADER_TIMEOUT)), "state": value.get("state", "present")}
 
 
 def _answers_every_name(record):
@@ -108,9 +116,12 @@ def nginx_sites(records, site):
                 problems.append("nginx_server_name %s is also site '%s''s on the same port: each host name belongs to one site."
                                 % (" ".join(sorted(names)), other["site"]))
     sites = sorted(others + ([this] if this["state"] != "absent" else []), key=lambda r: r["site"])
-    catch_all = sorted({listen for record in sites if not _answers_every_name(record) for listen in record["listens"]})
+    named = [record for record in sites if not _answers_every_name(record)]
+    catch_all = sorted({listen for record in named for listen in record["listens"]})
     return {"catch_all": [list(listen) for listen in catch_all],
-            "sites": [{"site": r["site"], "names": r["names"], "listens": [list(listen) for listen in r["listens"]]} for r in sites],
+            "header_timeout": min([record["header_timeout"] for record in named] or [DEFAULT_HEADER_TIMEOUT]),
+            "sites": [{"site": r["site"], "names": r["names"], "listens": [list(listen) for listen in r["listens"]],
+                       "header_timeout": r["header_timeout"]} for r in sites],
             "problems": problems}
 
 

@@ -212,7 +212,8 @@ def test_two_named_sites_share_the_ports_and_one_catch_all(host):
     assert status_and_body(host, "https://guide.test:8448/") == (200, WELCOME)
     assert status_and_body(host, "https://localhost:8448/public") == (200, "public page\n")
     served = host.run("openssl s_client -connect 127.0.0.1:8448 -servername guide.test -CAfile /root/test-ca.crt </dev/null")
-    assert "subject=CN = guide.test" in served.stdout and "Verify return code: 0 (ok)" in served.stdout, served.stdout
+    # OpenSSL 3.0 writes "CN = guide.test", 3.5 "CN=guide.test".
+    assert re.search(r"^subject=CN ?= ?guide\.test$", served.stdout, re.M) and "Verify return code: 0 (ok)" in served.stdout, served.stdout
     assert curl(host, "http://guide.test:8008/", *RESOLVE, "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}").stdout == \
         "301 https://guide.test:8448/"
     # One catch-all for both, in its own file; the sites' files hold no default server; both sites are on record.
@@ -226,9 +227,9 @@ def test_two_named_sites_share_the_ports_and_one_catch_all(host):
 
 
 def test_uploads_wait_in_the_sites_own_directory_which_nginx_made_its_workers(host):
-    """team's nginx_client_body_temp_path: a new directory nginx made www-data's 0700; a 2 MB upload (past nginx's
-    in-memory buffer) passed through it reaches the app whole."""
-    host.run_expect([0], "head -c 2097152 /dev/urandom > /root/upload.bin")
+    """team's nginx_client_body_temp_path: a new directory nginx made www-data's 0700; a 512 KiB upload (past nginx's
+    in-memory buffer, within aiohttp's 1 MiB) passed through it reaches the app whole."""
+    host.run_expect([0], "head -c 524288 /dev/urandom > /root/upload.bin")
     expected = host.check_output("sha256sum /root/upload.bin").split()[0]
     answer = curl(host, TEAM["team"][1] + "public/upload", "--data-binary", "@/root/upload.bin", "-H", "Content-Type: application/octet-stream")
     assert answer.rc == 0 and json.loads(answer.stdout) == {"sha256": expected}, answer.stdout + answer.stderr
