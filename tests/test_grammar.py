@@ -61,6 +61,8 @@ EXAMPLES = {
     "ciphers": (["ECDHE+AESGCM:!aNULL", "HIGH:@SECLEVEL=2"], ["a b", "a;b"]),
     "pem": (["-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"], ["MIIB", "-----BEGIN X-----\nMI IB;\n-----END X-----"]),
     "octal": (["007", "0022"], ["999", "7", "00007", "rwx"]),
+    "email": (["ops@example.com", "a.b+tls@mail.example.org"], ["ops", "ops@", "a b@x.org", "ops@x.org;", "ops@-x.org"]),
+    "interval": (["30 days", "12 hours", "1 week"], ["30", "30days", "0 days", "30 days;", "1 year"]),
     "free": (["anything at all\nwith newlines", "%s $x ;{}#"], ["a\x00b"]),
 }
 # What no grammar but free and pem lets in, wherever it is in the value: the class of line-breaking input.
@@ -202,8 +204,8 @@ def test_every_string_option_of_every_other_entry_point_is_checked_or_reaches_no
 
 
 def test_the_entry_points_checked_are_the_balancers():
-    """The control: the generated test above reaches the entry points that take text into a command."""
-    assert CHECKED_ENTRY_POINTS == [("haproxy", "server"), ("nginx", "upstream_server")]
+    """The control: the generated test above reaches the entry points that take text into a command or a path."""
+    assert CHECKED_ENTRY_POINTS == [("haproxy", "server"), ("nginx", "upstream_server"), ("nginx", "remove_site")]
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -263,7 +265,9 @@ def run_entry_point(env, role, entry_point, values):
 # reads from the balancer's inventory (here localhost's own variables).
 ENTRY_POINT_CONTEXT = {("haproxy", "server"): {"haproxy_server_state": "drain", "haproxy_server": "app-1",
                                                "haproxy_admin_socket": "/run/haproxy/admin.sock"},
-                       ("nginx", "upstream_server"): {"nginx_upstream_server_state": "drain", "nginx_upstream_server": "127.0.0.1:8080"}}
+                       ("nginx", "upstream_server"): {"nginx_upstream_server_state": "drain", "nginx_upstream_server": "127.0.0.1:8080"},
+                       # Past its checks it reads the platform, which these runs gather no facts of: nothing is removed.
+                       ("nginx", "remove_site"): {"nginx_site_name": "aiodeploy-no-such-site"}}
 
 
 @pytest.mark.parametrize("kind", ["newline", "grammar"])

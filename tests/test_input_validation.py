@@ -177,6 +177,10 @@ GUNICORN_CASES = [
     ({"nginx_tls_certificate_source": "content", "nginx_tls_certificate": "x"},
      'nginx_tls_certificate must be PEM data: -----BEGIN ...----- blocks, or empty (got "x").'),
     ({"nginx_tls_port": 0}, "nginx_tls_port must be within 1-65535"),
+    # An ACME CA issues for DNS names it reaches over HTTP only.
+    ({"nginx_tls_certificate_source": "acme"}, "nginx_tls_certificate_source is acme: nginx_server_name ('_') must list the site's DNS names"),
+    ({"nginx_tls_certificate_source": "acme", "nginx_server_name": "www.example.com 192.0.2.7"},
+     "nginx_server_name ('www.example.com 192.0.2.7') must list the site's DNS names"),
     # TLS certificates read on the controller before any change.
     ({"nginx_hsts": True, "nginx_hsts_preload": True}, "nginx_hsts_preload needs nginx_hsts_include_subdomains"),
     (MISMATCHED_TLS, "nginx_tls_certificate_file and nginx_tls_key_file are not a pair"),

@@ -65,6 +65,9 @@ def test_a_site_removed_leaves_the_catch_all_of_the_others_and_one_read_back_is_
     shop, api = site("shop", "shop.example.com", 80, 443), site("api", "api.example.com", 8080)
     plan = nginx_sites([shop, api], {**api, "state": "absent"})
     assert [r["site"] for r in plan["sites"]] == ["shop"] and ["", 8080, False] not in plan["catch_all"]
+    # What the remove_site entry point gives: the name and the state.
+    assert nginx_sites([shop, api], {"site": "api", "state": "absent"}) == plan
+    assert nginx_sites([shop], {"site": "shop", "state": "absent"})["catch_all"] == []
     moved = nginx_sites([shop, api], site("api", "api.example.com", 8081))
     assert ["", 8081, False] in moved["catch_all"] and ["", 8080, False] not in moved["catch_all"]
 

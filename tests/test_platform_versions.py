@@ -36,13 +36,18 @@ RENDERS = {
         "nginx_limit_conn_per_address": 10, "nginx_limit_req_rate": "10r/s", "nginx_real_ip_from": ["10.0.0.0/8"],
         "nginx_static_location": "/static/", "nginx_static_root": "/srv/demo/current/app/static", "nginx_static_expires": "1h",
         "nginx_client_body_temp_path": "/var/lib/nginx/demo", "nginx_access_log_buffer": "32k", **TLS_POLICY,
-        "__nginx_sites_plan": {"catch_all": [["", 80, False], ["", 443, True]], "header_timeout": 10, "sites": [], "problems": []}}),
+        "__nginx_sites_plan": {"catch_all": [["", 80, False], ["", 443, True]], "header_timeout": 10, "sites": [], "problems": []},
+        # The ACME challenge's location too, with the certificate's stapling.
+        "__nginx_acme": True}),
     "haproxy": ("haproxy", {"haproxy_tls": True, "haproxy_backends": [{"name": "app-1", "address": "127.0.0.1", "port": 80}],
                             "haproxy_prometheus_address": "127.0.0.1", **TLS_POLICY}),
     "systemd_pool": ("systemd", {"aiohttp_app_pool": POOL}),
     "gunicorn": ("systemd", {"aiohttp_app_pool": POOL}),
     "supervisord": ("supervisor", {"aiohttp_app_pool": POOL}),
 }
+
+# Where a role keeps the templates of its component, when it has others (nginx: certbot's hook and unit drop-in).
+COMPONENT_TEMPLATES = {"nginx": "etc/nginx"}
 
 
 def platform_vars_files(role, platform):
@@ -57,7 +62,8 @@ def render_all(env):
     work = Path(tempfile.mkdtemp(prefix="aiodeploy-platforms-"))
     plays, outputs = [], {}
     for role, name in [(role, name) for role in RENDERS for name in PLATFORMS]:
-        templates = sorted(p for p in (ROOT / "roles" / role / "templates").rglob("*.j2") if not p.name.endswith(".py.j2"))
+        top = ROOT / "roles" / role / "templates" / COMPONENT_TEMPLATES.get(role, "")
+        templates = sorted(p for p in top.rglob("*.j2") if not p.name.endswith(".py.j2"))
         outputs[(role, name)] = {str(template.relative_to(ROOT)): work / f"{role}-{name}-{index}.out" for index, template in enumerate(templates)}
         plays.append({"name": f"{role} on {name}", "hosts": "localhost", "gather_facts": False,
                       "vars_files": [str(ROOT / "roles" / role / "defaults/main.yml"), str(ROOT / "roles" / role / "vars/main.yml"),

@@ -129,6 +129,8 @@ GRAMMARS = {
     "pem": (r"(?:-----BEGIN [A-Z0-9 ]+-----\r?\n(?:[A-Za-z0-9+/=:, -]*\r?\n)+-----END [A-Z0-9 ]+-----(?:\r?\n)*)+",
             "PEM data: -----BEGIN ...----- blocks"),
     "octal": (r"0?[0-7]{3}", "a mode in octal, such as 0022"),
+    "email": (r"[A-Za-z0-9._%%+-]+@%s" % _DNS, "an e-mail address such as ops@example.com"),
+    "interval": (r"[1-9][0-9]{0,3} (?:minutes?|hours?|days?|weeks?)", "a span such as 30 days or 12 hours"),
     "free": (r"[^\x00]*", "text without NUL characters"),
 }
 

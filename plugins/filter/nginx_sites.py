@@ -76,6 +76,8 @@ DEFAULT_HEADER_TIMEOUT = 60
 
 
 def _record(value, what):
+    if isinstance(value, dict) and value.get("state") == "absent" and "listens" not in value:
+        value = dict(value, listens=[])  # a site taken off: its name is enough
     if not isinstance(value, dict) or not isinstance(value.get("site"), str) or not isinstance(value.get("listens"), list):
         raise AnsibleFilterError("nginx_sites: %s must be a record {site, names, listens}, got %r" % (what, value))
     listens = []

@@ -38,11 +38,13 @@ TEAM = {
 
 # guide.test, the second named site on the team's gunicorn site's ports, as the hosts' DNS would resolve it.
 RESOLVE = ["--resolve", "guide.test:8448:127.0.0.1", "--resolve", "guide.test:8008:127.0.0.1"]
+# The scenario's CAs: the local one, and the root of the ACME CA's chains (shared/tasks/pebble.yml).
+TEST_CAS = "/root/test-cas.pem"
 
 
 def status_and_body(host, url, *args):
-    """Through the app's topology; HTTPS verified against the scenario's local CA, never with -k."""
-    out = curl(host, url, "--cacert", "/root/test-ca.crt", *RESOLVE, "-w", "\n%{http_code}", *args)
+    """Through the app's topology; HTTPS verified against the scenario's CAs, never with -k."""
+    out = curl(host, url, "--cacert", TEST_CAS, *RESOLVE, "-w", "\n%{http_code}", *args)
     assert out.rc == 0, out.stderr
     body, status = out.stdout.rsplit("\n", 1)
     return int(status), body
@@ -207,13 +209,14 @@ def test_a_named_site_answers_only_its_name(host):
 
 
 def test_two_named_sites_share_the_ports_and_one_catch_all(host):
-    """teamg (gunicorn, localhost) and launched (supervisord, guide.test), each its own certificate from files or
-    content, on nginx's ports 8008 and 8448: each name reaches its own app, verified against its own name."""
+    """teamg (gunicorn, localhost) and launched (supervisord, guide.test), each its own certificate (content from the
+    local CA, and the ACME CA's), on nginx's ports 8008 and 8448: each name reaches its own app, verified against its
+    own name and its own CA."""
     assert status_and_body(host, "https://guide.test:8448/") == (200, WELCOME)
-    assert status_and_body(host, "https://localhost:8448/public") == (200, "public page\n")
-    served = host.run("openssl s_client -connect 127.0.0.1:8448 -servername guide.test -CAfile /root/test-ca.crt </dev/null")
-    # OpenSSL 3.0 writes "CN = guide.test", 3.5 "CN=guide.test".
-    assert re.search(r"^subject=CN ?= ?guide\.test$", served.stdout, re.M) and "Verify return code: 0 (ok)" in served.stdout, served.stdout
+    assert status_and_body(host, TEAM["teamg"][1] + "public") == (200, "public page\n")
+    for name, ca in (("guide.test", "/root/pebble-root.pem"), ("localhost", "/root/test-ca.crt")):
+        served = host.run(f"openssl s_client -connect 127.0.0.1:8448 -servername {name} -verify_hostname {name} -CAfile {ca} </dev/null")
+        assert "Verify return code: 0 (ok)" in served.stdout, served.stdout
     assert curl(host, "http://guide.test:8008/", *RESOLVE, "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}").stdout == \
         "301 https://guide.test:8448/"
     # One catch-all for both, in its own file; the sites' files hold no default server; both sites are on record.
@@ -224,6 +227,97 @@ def test_two_named_sites_share_the_ports_and_one_catch_all(host):
         record = json.loads(host.file(f"/etc/nginx/aiodeploy-sites/{app}.json").content_string)
         assert sorted(port for _prefix, port, _tls in record["listens"]) == [8008, 8008, 8448, 8448]
     assert "default_server" in host.file("/etc/nginx/conf.d/tutorial.conf").content_string  # a site of every name
+
+
+def acme_served(host, record):
+    """What side_effect.yml recorded: the serial nginx served for guide.test, and nginx's master process id."""
+    serial, pid = host.file(f"/root/acme-{record}").content_string.split()
+    return serial, int(pid)
+
+
+def test_the_acme_certificate_is_the_acme_cas_and_nginx_reads_it_from_the_sites_path(host):
+    """launched's certificate is pebble's (its chain verifies against pebble's root only), in the site's own files,
+    its key root's alone; certbot's account key is root's alone; the site is marked for certbot's deploy hook."""
+    served = host.run("openssl s_client -connect 127.0.0.1:8448 -servername guide.test -verify_hostname guide.test "
+                      "-CAfile /root/pebble-root.pem -showcerts </dev/null")
+    assert "Verify return code: 0 (ok)" in served.stdout and re.search(r"^issuer=.*[Pp]ebble", served.stdout, re.M), served.stdout
+    # The control: the handshake with the local CA alone ends in an unknown issuer.
+    unknown = host.run("openssl s_client -connect 127.0.0.1:8448 -servername guide.test -CAfile /root/test-ca.crt </dev/null").stdout
+    assert "Server certificate" in unknown and re.search(r"Verify return code: (2|20) \(unable to get", unknown), unknown
+    lineage = host.check_output("openssl x509 -noout -fingerprint -sha256 -in /etc/letsencrypt/live/launched/cert.pem")
+    assert host.check_output("openssl x509 -noout -fingerprint -sha256 -in /etc/nginx/tls/launched.crt") == lineage
+    key = host.file("/etc/nginx/tls/launched.key")
+    assert (key.user, key.mode) == ("root", 0o600)
+    accounts = host.check_output("find /etc/letsencrypt/accounts -name private_key.json").split()
+    assert accounts, "no ACME account"
+    for path in accounts:
+        account_key = host.file(path)
+        assert account_key.user == "root" and account_key.mode & 0o077 == 0, (path, oct(account_key.mode))
+    assert host.file("/etc/nginx/tls/launched.acme").exists
+    assert not host.file("/etc/nginx/tls/teamg.acme").exists
+
+
+def test_the_acme_challenge_is_answered_before_the_redirect(host):
+    """guide.test's port-80 server answers /.well-known/acme-challenge/ from certbot's webroot, and sends
+    everything else to https; teamg's (no ACME) has no such location."""
+    challenge = "/var/lib/aiodeploy/acme/.well-known/acme-challenge"
+    host.run_expect([0], f"mkdir -p {challenge} && echo token-body > {challenge}/probe-token")
+    try:
+        assert status_and_body(host, "http://guide.test:8008/.well-known/acme-challenge/probe-token") == (200, "token-body\n")
+        assert status_and_body(host, "http://guide.test:8008/.well-known/acme-challenge/none")[0] == 404
+        assert curl(host, "http://guide.test:8008/public", *RESOLVE, "-o", "/dev/null", "-w", "%{http_code}").stdout == "301"
+        teamg = curl(host, "http://localhost:8008/.well-known/acme-challenge/probe-token", "-o", "/dev/null", "-w", "%{http_code}")
+        assert teamg.stdout == "301"
+    finally:
+        host.run(f"rm -f {challenge}/probe-token")
+
+
+def test_certbots_timer_renews_with_the_sites_settings(host):
+    """Debian's certbot.timer, enabled and running; its service takes the CA bundle and checks what nginx serves
+    after each renewal; the site's lineage renews two days before expiry (nginx_acme_renew_before_expiry)."""
+    assert host.service("certbot.timer").is_enabled and host.service("certbot.timer").is_running
+    dropin = host.file("/etc/systemd/system/certbot.service.d/aiodeploy-nginx.conf").content_string
+    assert "Environment=REQUESTS_CA_BUNDLE=/root/test-ca.crt" in dropin and "ExecStartPost=/usr/local/libexec/aiodeploy/nginx-acme-check" in dropin
+    renewal = host.file("/etc/letsencrypt/renewal/launched.conf").content_string
+    assert re.search(r"^renew_before_expiry = 2 days$", renewal, re.M) and "guide.test = /var/lib/aiodeploy/acme" in renewal, renewal
+
+
+def test_a_renewal_from_the_timer_puts_a_new_certificate_on_the_wire_without_a_restart(host):
+    before, renewed = acme_served(host, "before"), acme_served(host, "renewed")
+    assert host.file("/root/acme-renewal-rc").content_string.strip() == "0"
+    assert renewed[0] != before[0], "the serial did not change"
+    assert renewed[1] == before[1], "nginx's master was restarted"
+
+
+def test_a_failed_renewal_fails_the_service_and_keeps_the_certificate(host):
+    assert host.file("/root/acme-failed-rc").content_string.strip() != "0"
+    assert host.file("/root/acme-failed-state").content_string.strip() == "failed"
+    # certbot names the lineage that failed to renew.
+    journal = host.file("/root/acme-failed-journal").content_string
+    assert "launched" in journal, journal
+    assert acme_served(host, "after-failure") == acme_served(host, "renewed")
+    assert status_and_body(host, "https://guide.test:8448/") == (200, WELCOME)
+
+
+def site_answers(host, record):
+    """What side_effect.yml recorded for each name over TLS: {name: (HTTP status, curl's exit status)}, nginx's master."""
+    text = host.file(f"/root/extra-{record}").content_string
+    answers = {name: (status, int(rc)) for name, status, rc in re.findall(r"^(\S+) (\d+) rc=(\d+)$", text, re.M)}
+    return answers, int(text.split()[-1])
+
+
+def test_a_site_taken_off_leaves_the_others_serving(host):
+    """A third named site (extra.test, nginx alone in front of the team's standalone app) on the shared ports, then the
+    remove_site entry point: its files are gone, its name gets no handshake, the two other names still answer, and
+    nginx reloaded (the same master) with the catch-all still there for them."""
+    before, master = site_answers(host, "before")
+    assert before == {"extra.test": ("200", 0), "guide.test": ("200", 0), "localhost": ("200", 0)}, before
+    after, master_after = site_answers(host, "after")
+    assert after["extra.test"][1] == 35 and after["guide.test"] == ("200", 0) and after["localhost"] == ("200", 0), after
+    assert master_after == master
+    assert host.file("/root/extra-left").content_string == ""
+    catch_all = host.file("/etc/nginx/conf.d/aiodeploy-catch-all.conf").content_string
+    assert sorted(re.findall(r"^\s*listen (\S+)", catch_all, re.M)) == ["8008", "8448", "[::]:8008", "[::]:8448"], catch_all
 
 
 def test_uploads_wait_in_the_sites_own_directory_which_nginx_made_its_workers(host):
@@ -242,7 +336,7 @@ def test_a_page_behind_a_login_is_not_compressed_over_tls(host):
     """BREACH: the team's dashboard (HTML, behind its token) over TLS comes uncompressed to a client asking for gzip;
     the control, the same page from the same nginx where the team opted back in (nginx_compress_responses), gzipped."""
     asks = ["-H", f"Authorization: Bearer {SECRETS['TEAM_TOKEN']}", "-H", "Accept-Encoding: gzip, deflate, br", "-o", "/dev/null", "-D", "-"]
-    headers = {url: curl(host, url, "--cacert", "/root/test-ca.crt", *asks).stdout.lower() for url in (TEAM["teamg"][1], TEAM["team"][1])}
+    headers = {url: curl(host, url, "--cacert", TEST_CAS, *asks).stdout.lower() for url in (TEAM["teamg"][1], TEAM["team"][1])}
     over_tls, plain = headers[TEAM["teamg"][1]], headers[TEAM["team"][1]]
     assert " 200" in over_tls.split("\n", 1)[0] and "content-type: text/html" in over_tls, over_tls
     assert "content-encoding" not in over_tls, over_tls
